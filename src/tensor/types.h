@@ -1,0 +1,75 @@
+/* Tensor element types (ggml ids), their block layouts, and per-type kernels.
+ *
+ * Layout convention (ggml): ne[0] is the contiguous, quantized input dimension.
+ * A weight {n_in, n_out} is n_out rows of n_in values; row r starts at
+ * r * sf_type_row_bytes(type, n_in).
+ *
+ * Every type has a portable scalar reference (sf_type_ref) and a run-time
+ * dispatched fast variant (sf_type_fast) that a test holds to the reference. */
+#ifndef SF_TENSOR_TYPES_H
+#define SF_TENSOR_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    SF_TYPE_F32 = 0,
+    SF_TYPE_F16 = 1,
+    SF_TYPE_Q4_0 = 2,
+    SF_TYPE_Q4_1 = 3,
+    SF_TYPE_Q5_0 = 6,
+    SF_TYPE_Q5_1 = 7,
+    SF_TYPE_Q8_0 = 8,
+    SF_TYPE_Q8_1 = 9,
+    SF_TYPE_Q2_K = 10,
+    SF_TYPE_Q3_K = 11,
+    SF_TYPE_Q4_K = 12,
+    SF_TYPE_Q5_K = 13,
+    SF_TYPE_Q6_K = 14,
+    SF_TYPE_Q8_K = 15,
+    SF_TYPE_BF16 = 30,
+    SF_TYPE_COUNT = 40 /* ids are < SF_TYPE_COUNT */
+} sf_type;
+
+#define SF_QK 32   /* legacy block size */
+#define SF_QK_K 256 /* K-quant super-block size */
+
+/* Dequantize n values (n a multiple of the block size) from src into dst[n]. */
+typedef void (*sf_dequantize_fn)(const void *src, float *dst, int64_t n);
+/* Quantize n floats into blocks (n a multiple of the block size). */
+typedef void (*sf_quantize_fn)(const float *src, void *dst, int64_t n);
+/* Dot product of n values: w is a row of this type, a is a row already
+ * quantized to this type's vec_dot_type. */
+typedef float (*sf_vec_dot_fn)(int64_t n, const void *w, const void *a);
+
+typedef struct {
+    const char *name;      /* "Q4_K", as ggml prints it */
+    int block_size;        /* values per block: 1, 32 or 256 */
+    size_t type_size;      /* bytes per block */
+    bool is_quantized;
+    sf_type vec_dot_type;  /* activation type for vec_dot */
+    sf_dequantize_fn dequantize;
+    sf_quantize_fn quantize; /* deterministic reference quantizer; NULL if none */
+    sf_vec_dot_fn vec_dot;   /* NULL for activation-only types (Q8_1, Q8_K) */
+} sf_type_traits;
+
+/* Scalar reference traits; NULL for an id that is unknown or unsupported. */
+const sf_type_traits *sf_type_ref(int type);
+/* Fastest traits for this CPU (same contract, same results within the
+ * kernel tests' tolerance); NULL for unknown ids. */
+const sf_type_traits *sf_type_fast(int type);
+
+/* Name of a ggml type id, also for ids sparsefuse cannot compute on
+ * ("IQ2_XXS"...); "unknown" for ids ggml never defined. */
+const char *sf_type_name(int type);
+/* Bytes of a row of n values; n must be a multiple of the block size. */
+size_t sf_type_row_bytes(sf_type type, int64_t n);
+
+/* Name of the instruction set sf_type_fast() chose: "avx512", "avx2", "scalar". */
+const char *sf_cpu_isa(void);
+/* Forces the dispatch level (for tests and benchmarks): "scalar", "avx2",
+ * "avx512"; returns false if the CPU lacks it. */
+bool sf_cpu_isa_force(const char *isa);
+
+#endif

@@ -1,0 +1,50 @@
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static _Thread_local char g_path[4096];
+
+const char *sf_test_model_path(const char *file) {
+    const char *dir = getenv("SF_MODEL_DIR");
+    snprintf(g_path, sizeof g_path, "%s/%s", dir && *dir ? dir : SF_SOURCE_DIR "/models", file);
+    return access(g_path, R_OK) == 0 ? g_path : NULL;
+}
+
+const char *sf_test_fixture(const char *name) {
+    snprintf(g_path, sizeof g_path, "%s/tests/fixtures/%s", SF_SOURCE_DIR, name);
+    return g_path;
+}
+
+const char *sf_test_shared(const char *name) {
+    snprintf(g_path, sizeof g_path, "%s/data/%s", SF_SHARED_DIR, name);
+    return g_path;
+}
+
+char *sf_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return NULL; }
+    long n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return NULL; }
+    char *buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); fclose(f); return NULL; }
+    buf[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+uint64_t sf_test_rand_u64(uint64_t *s) {
+    /* splitmix64 */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+float sf_test_rand_f32(uint64_t *s) {
+    return (float)((sf_test_rand_u64(s) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}

@@ -1,0 +1,28 @@
+/* Shared helpers for the cmocka tests. */
+#ifndef SF_TESTUTIL_H
+#define SF_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* Path of a model under SF_MODEL_DIR (or <repo>/models); NULL if the file is
+ * missing, in which case the test should call skip(). */
+const char *sf_test_model_path(const char *file);
+#define SF_TEST_SMOLLM "SmolLM2-135M-Instruct.Q4_1.gguf"
+#define SF_TEST_GEMMA "gemma-3-270m-q4_k_m.gguf"
+
+/* <repo>/tests/fixtures/<name>, <shared>/data/<name>. */
+const char *sf_test_fixture(const char *name);
+const char *sf_test_shared(const char *name);
+
+/* Reads a whole file; NULL on error. *len gets the size. free() the result. */
+char *sf_test_read_file(const char *path, size_t *len);
+
+/* Deterministic pseudo-random numbers for tests. */
+uint64_t sf_test_rand_u64(uint64_t *state);
+float sf_test_rand_f32(uint64_t *state); /* uniform in [-1, 1) */
+
+#endif
