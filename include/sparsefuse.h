@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -131,6 +132,13 @@ int sf_chat_apply(const sf_model *m, const char *name, const sf_chat_message *ms
                   bool add_assistant, char **out);
 /* The template names sf_chat_apply accepts, NULL-terminated. */
 const char *const *sf_chat_template_names(void);
+
+/* ----------------------------------------------------------------- inspect */
+
+/* Validates a GGUF file and prints its architecture, hyperparameters,
+ * tokenizer summary and tensor table to out (all metadata keys if
+ * all_metadata). Returns SF_OK or the validation error. */
+int sf_inspect_file(const char *path, FILE *out, bool all_metadata);
 
 #ifdef __cplusplus
 }
