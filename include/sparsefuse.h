@@ -53,6 +53,8 @@ typedef struct {
     const char *ftype;      /* majority weight type, e.g. "Q4_1" */
 } sf_model_info;
 void sf_model_get_info(const sf_model *m, sf_model_info *out);
+/* tokenizer.chat_template of the model, or NULL if it has none. */
+const char *sf_model_chat_template(const sf_model *m);
 
 /* --------------------------------------------------------------- tokenizer */
 

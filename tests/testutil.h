@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 /* Path of a model under SF_MODEL_DIR (or <repo>/models); NULL if the file is
@@ -13,6 +14,15 @@
 const char *sf_test_model_path(const char *file);
 #define SF_TEST_SMOLLM "SmolLM2-135M-Instruct.Q4_1.gguf"
 #define SF_TEST_GEMMA "gemma-3-270m-q4_k_m.gguf"
+
+/* For main(): exits 77 (ctest: skipped) with a message if the model is missing. */
+#define SF_TEST_REQUIRE_MODEL(file)                                                        \
+    do {                                                                                   \
+        if (!sf_test_model_path(file)) {                                                   \
+            printf("SKIPPED: model %s not found (run scripts/fetch_models.sh)\n", file);   \
+            return 77;                                                                     \
+        }                                                                                  \
+    } while (0)
 
 /* <repo>/tests/fixtures/<name>, <shared>/data/<name>. */
 const char *sf_test_fixture(const char *name);

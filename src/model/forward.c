@@ -1,0 +1,341 @@
+/* The forward pass: executes the layer plan over a batch of T tokens.
+ * Each step is one parallel region of the thread pool (one barrier):
+ *
+ *   embed → per block: [norm+quantize → QKV → (q/k norm) RoPE + KV store →
+ *   attention → quantize → Wo (+post-norm) + residual] [norm+quantize →
+ *   gate/up + GLU → quantize → down (+post-norm) + residual] → norm → LM head
+ *
+ * Activations are quantized once per distinct input to the weight type's
+ * vec_dot_type, as ggml does, so numerics track llama.cpp. */
+#include <math.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "model/context.h"
+#include "model/ops.h"
+#include "tensor/types.h"
+
+typedef struct {
+    sf_context *c;
+    const sf_layer *L;
+    int T;
+    /* matmul regions: up to 3 matrices sharing the job, rows concatenated */
+    int n_mats;
+    sf_matrix mats[3];
+    float *outs[3];
+    int64_t out_stride[3];
+    bool accumulate;
+    int act_kind[3];
+    /* row-wise regions */
+    const float *src;        /* [T][src_n] */
+    int src_n;
+    const float *norm_w;     /* norm weight for the row op, or NULL */
+    uint32_t quant_kinds;    /* bit mask of SF_ACT_* to produce from the normed rows */
+    int t0;                  /* first token for the final norm */
+} sf_job;
+
+static int act_kind(sf_type vec_dot_type) {
+    switch (vec_dot_type) {
+    case SF_TYPE_F16: return SF_ACT_F16;
+    case SF_TYPE_BF16: return SF_ACT_BF16;
+    case SF_TYPE_Q8_0: return SF_ACT_Q8_0;
+    case SF_TYPE_Q8_1: return SF_ACT_Q8_1;
+    case SF_TYPE_Q8_K: return SF_ACT_Q8_K;
+    default: return SF_ACT_F32;
+    }
+}
+
+static const sf_type g_kind_type[SF_ACT_KINDS] = {SF_TYPE_F32, SF_TYPE_F16, SF_TYPE_BF16,
+                                                  SF_TYPE_Q8_0, SF_TYPE_Q8_1, SF_TYPE_Q8_K};
+
+static sf_matrix matrix_of(const sf_gguf_tensor *t) {
+    sf_matrix m = {t->data, t->type, t->ne[0], t->ne[1]};
+    return m;
+}
+
+static int weight_kind(const sf_gguf_tensor *t) { return act_kind(sf_type_ref(t->type)->vec_dot_type); }
+
+/* Quantizes row t of src[n] into every activation kind in `kinds`. */
+static void quantize_row(sf_context *c, const float *row, int n, int t, uint32_t kinds) {
+    for (int k = 0; k < SF_ACT_KINDS; k++) {
+        if (!(kinds & (1u << k))) continue;
+        uint8_t *dst = (uint8_t *)c->act.buf[k] + (size_t)t * c->act.stride[k];
+        if (k == SF_ACT_F32) memcpy(dst, row, sizeof(float) * (size_t)n);
+        else sf_type_fast(g_kind_type[k])->quantize(row, dst, n);
+    }
+}
+
+/* ---- regions ---- */
+
+static void region_embed(void *arg, int ith, int nth) {
+    sf_job *j = arg;
+    sf_context *c = j->c;
+    const sf_model *m = c->model;
+    const sf_type_traits *tr = sf_type_fast(m->token_embd->type);
+    const size_t row_bytes = sf_type_row_bytes(m->token_embd->type, m->n_embd);
+    int64_t t0, t1;
+    sf_split_range(j->T, ith, nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        float *x = c->x + t * m->n_embd;
+        tr->dequantize((const uint8_t *)m->token_embd->data + (size_t)c->tokens[t] * row_bytes, x, m->n_embd);
+        if (m->embd_scale != 1.0f)
+            for (int i = 0; i < m->n_embd; i++) x[i] *= m->embd_scale;
+    }
+}
+
+/* Optional: x += post_norm(tmp) (the previous sub-block's output); then
+ * xn = norm(x) and quantize xn into the kinds the next matmuls need. */
+static void region_norm_quant(void *arg, int ith, int nth) {
+    sf_job *j = arg;
+    sf_context *c = j->c;
+    const sf_model *m = c->model;
+    const int E = m->n_embd;
+    int64_t t0, t1;
+    sf_split_range(j->T - j->t0, ith, nth, 1, &t0, &t1);
+    for (int64_t i = t0; i < t1; i++) {
+        const int64_t t = i + j->t0;
+        float *x = c->x + t * E, *xn = c->xn + i * E;
+        if (j->src) { /* pending sub-block output with post-norm */
+            float *o = c->tmp + t * E;
+            sf_rmsnorm(o, o, j->src, E, m->norm_eps);
+            for (int e = 0; e < E; e++) x[e] += o[e];
+        }
+        if (!j->norm_w) continue;
+        sf_rmsnorm(xn, x, j->norm_w, E, m->norm_eps);
+        quantize_row(c, xn, E, (int)i, j->quant_kinds);
+    }
+}
+
+static void region_matmul(void *arg, int ith, int nth) {
+    sf_job *j = arg;
+    sf_context *c = j->c;
+    int64_t total = 0;
+    for (int i = 0; i < j->n_mats; i++) total += j->mats[i].n_out;
+    int64_t r0, r1;
+    sf_split_range(total, ith, nth, 8, &r0, &r1);
+    int64_t base = 0;
+    for (int i = 0; i < j->n_mats; i++) {
+        const int64_t n = j->mats[i].n_out;
+        const int64_t a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
+        if (a < b)
+            sf_matmul_rows(&j->mats[i], c->act.buf[j->act_kind[i]], c->act.stride[j->act_kind[i]], j->T,
+                           j->outs[i], j->out_stride[i], j->accumulate, a, b);
+        base += n;
+    }
+}
+
+/* q/k norms (gemma3), RoPE, and K/V appended to the cache as f16. */
+static void region_rope_store(void *arg, int ith, int nth) {
+    sf_job *j = arg;
+    sf_context *c = j->c;
+    const sf_model *m = c->model;
+    const sf_layer *L = j->L;
+    const int hk = m->head_dim_k, hv = m->head_dim_v;
+    const int heads = L->n_head + L->n_head_kv;
+    float cs[1024]; /* n_rot <= head_dim_k <= 1024 */
+    int64_t i0, i1;
+    sf_split_range((int64_t)j->T * heads, ith, nth, 1, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        const int t = (int)(i / heads), h = (int)(i % heads);
+        const int p = c->pos[t];
+        sf_rope_table(cs, m->n_rot, p, L->rope_base, m->rope_freq_scale, m->rope_freq_factors);
+        if (h < L->n_head) {
+            float *q = c->q + ((size_t)t * L->n_head + h) * hk;
+            if (L->q_norm) sf_rmsnorm(q, q, L->q_norm->data, hk, m->norm_eps);
+            sf_rope_apply(q, cs, m->n_rot, m->rope_type);
+        } else {
+            const int kh = h - L->n_head;
+            float *k = c->k + ((size_t)t * L->n_head_kv + kh) * hk;
+            if (L->k_norm) sf_rmsnorm(k, k, L->k_norm->data, hk, m->norm_eps);
+            sf_rope_apply(k, cs, m->n_rot, m->rope_type);
+            sf_fp16 *kc = c->k_cache[L->kv_slot] + ((size_t)p * L->n_head_kv + kh) * hk;
+            for (int d = 0; d < hk; d++) kc[d] = sf_fp32_to_fp16(k[d]);
+            const float *v = c->v + ((size_t)t * L->n_head_kv + kh) * hv;
+            sf_fp16 *vc = c->v_cache[L->kv_slot] + ((size_t)p * L->n_head_kv + kh) * hv;
+            for (int d = 0; d < hv; d++) vc[d] = sf_fp32_to_fp16(v[d]);
+        }
+    }
+}
+
+/* Causal (optionally sliding-window) attention for each (token, head). */
+static void region_attention(void *arg, int ith, int nth) {
+    sf_job *j = arg;
+    sf_context *c = j->c;
+    const sf_model *m = c->model;
+    const sf_layer *L = j->L;
+    const int hk = m->head_dim_k, hv = m->head_dim_v;
+    const int group = L->n_head / L->n_head_kv;
+    const size_t kv_row = (size_t)L->n_head_kv;
+    float *scores = c->scores + (size_t)ith * c->n_ctx;
+    float qh[1024]; /* the query rounded to f16, as ggml's f16 K·Q product sees it */
+    int64_t i0, i1;
+    sf_split_range((int64_t)j->T * L->n_head, ith, nth, 1, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        const int t = (int)(i / L->n_head), h = (int)(i % L->n_head), kh = h / group;
+        const int p = c->pos[t];
+        const int lo = (L->swa && m->n_swa > 0 && p - m->n_swa + 1 > 0) ? p - m->n_swa + 1 : 0;
+        const float *q = c->q + ((size_t)t * L->n_head + h) * hk;
+        for (int d = 0; d < hk; d++) qh[d] = sf_fp16_to_fp32(sf_fp32_to_fp16(q[d]));
+        const sf_fp16 *kc = c->k_cache[L->kv_slot];
+        for (int s = lo; s <= p; s++) {
+            const sf_fp16 *kr = kc + ((size_t)s * kv_row + kh) * hk;
+            float dot = 0.0f;
+            for (int d = 0; d < hk; d++) dot += qh[d] * sf_fp16_to_fp32(kr[d]);
+            scores[s - lo] = dot * m->attn_scale;
+        }
+        const int n = p - lo + 1;
+        sf_softmax(scores, n);
+        float *out = c->att + ((size_t)t * L->n_head + h) * hv;
+        memset(out, 0, sizeof(float) * (size_t)hv);
+        const sf_fp16 *vc = c->v_cache[L->kv_slot];
+        for (int s = 0; s < n; s++) {
+            const sf_fp16 *vr = vc + ((size_t)(s + lo) * kv_row + kh) * hv;
+            const float w = scores[s];
+            for (int d = 0; d < hv; d++) out[d] += w * sf_fp16_to_fp32(vr[d]);
+        }
+    }
+}
+
+static void region_quant_rows(void *arg, int ith, int nth) {
+    sf_job *j = arg;
+    int64_t t0, t1;
+    sf_split_range(j->T, ith, nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) quantize_row(j->c, j->src + t * j->src_n, j->src_n, (int)t, j->quant_kinds);
+}
+
+/* gate and up rows of this thread's slice, then h = act(gate) * up. */
+static void region_gate_up(void *arg, int ith, int nth) {
+    sf_job *j = arg;
+    sf_context *c = j->c;
+    const sf_layer *L = j->L;
+    const int F = L->n_ff;
+    int64_t r0, r1;
+    sf_split_range(F, ith, nth, 8, &r0, &r1);
+    if (r0 >= r1) return;
+    for (int i = 0; i < 2; i++)
+        sf_matmul_rows(&j->mats[i], c->act.buf[j->act_kind[i]], c->act.stride[j->act_kind[i]], j->T,
+                       i == 0 ? c->hb : c->hb2, F, false, r0, r1);
+    for (int t = 0; t < j->T; t++)
+        sf_glu(c->hb + (size_t)t * F + r0, c->hb + (size_t)t * F + r0, c->hb2 + (size_t)t * F + r0, (int)(r1 - r0),
+               c->model->ffn_act);
+}
+
+/* ---- the pass ---- */
+
+static void run_matmul(sf_context *c, int T, int n, const sf_gguf_tensor *const *w, float *const *out,
+                       const int64_t *stride, bool accumulate) {
+    sf_job j = {.c = c, .T = T, .n_mats = n, .accumulate = accumulate};
+    for (int i = 0; i < n; i++) {
+        j.mats[i] = matrix_of(w[i]);
+        j.outs[i] = out[i];
+        j.out_stride[i] = stride[i];
+        j.act_kind[i] = weight_kind(w[i]);
+    }
+    sf_pool_run(c->pool, region_matmul, &j);
+}
+
+static void attention_block(sf_context *c, const sf_layer *L, int T, const float *pending_post) {
+    const sf_model *m = c->model;
+    const int E = m->n_embd;
+    sf_job j = {.c = c, .L = L, .T = T, .src = pending_post, .norm_w = L->attn_norm->data};
+    if (!L->wq) { /* deci linear attention: x += Wo · norm(x) */
+        j.quant_kinds = 1u << weight_kind(L->wo);
+        sf_pool_run(c->pool, region_norm_quant, &j);
+        const sf_gguf_tensor *w[1] = {L->wo};
+        float *o[1] = {c->x};
+        int64_t s[1] = {E};
+        run_matmul(c, T, 1, w, o, s, true);
+        return;
+    }
+    j.quant_kinds = (1u << weight_kind(L->wq)) | (1u << weight_kind(L->wk)) | (1u << weight_kind(L->wv));
+    sf_pool_run(c->pool, region_norm_quant, &j);
+
+    const sf_gguf_tensor *qkv[3] = {L->wq, L->wk, L->wv};
+    float *outs[3] = {c->q, c->k, c->v};
+    int64_t strides[3] = {(int64_t)L->n_head * m->head_dim_k, (int64_t)L->n_head_kv * m->head_dim_k,
+                          (int64_t)L->n_head_kv * m->head_dim_v};
+    run_matmul(c, T, 3, qkv, outs, strides, false);
+
+    sf_pool_run(c->pool, region_rope_store, &j);
+    sf_pool_run(c->pool, region_attention, &j);
+
+    sf_job jq = {.c = c, .T = T, .src = c->att, .src_n = L->n_head * m->head_dim_v,
+                 .quant_kinds = 1u << weight_kind(L->wo)};
+    sf_pool_run(c->pool, region_quant_rows, &jq);
+    const sf_gguf_tensor *w[1] = {L->wo};
+    float *o[1] = {L->attn_post_norm ? c->tmp : c->x};
+    int64_t s[1] = {E};
+    run_matmul(c, T, 1, w, o, s, !L->attn_post_norm);
+}
+
+static void ffn_block(sf_context *c, const sf_layer *L, int T, const float *pending_post) {
+    const sf_model *m = c->model;
+    sf_job j = {.c = c, .L = L, .T = T, .src = pending_post, .norm_w = L->ffn_norm->data,
+                .quant_kinds = (1u << weight_kind(L->ffn_gate)) | (1u << weight_kind(L->ffn_up))};
+    sf_pool_run(c->pool, region_norm_quant, &j);
+    j.n_mats = 2;
+    j.mats[0] = matrix_of(L->ffn_gate);
+    j.mats[1] = matrix_of(L->ffn_up);
+    j.act_kind[0] = weight_kind(L->ffn_gate);
+    j.act_kind[1] = weight_kind(L->ffn_up);
+    sf_pool_run(c->pool, region_gate_up, &j);
+
+    sf_job jq = {.c = c, .T = T, .src = c->hb, .src_n = L->n_ff, .quant_kinds = 1u << weight_kind(L->ffn_down)};
+    sf_pool_run(c->pool, region_quant_rows, &jq);
+    const sf_gguf_tensor *w[1] = {L->ffn_down};
+    float *o[1] = {L->ffn_post_norm ? c->tmp : c->x};
+    int64_t s[1] = {m->n_embd};
+    run_matmul(c, T, 1, w, o, s, !L->ffn_post_norm);
+}
+
+int sf_forward(sf_context *c, const int32_t *tokens, int T, int logits_from) {
+    const sf_model *m = c->model;
+    for (int t = 0; t < T; t++) {
+        c->tokens[t] = tokens[t];
+        c->pos[t] = c->n_past + t;
+    }
+    sf_job je = {.c = c, .T = T};
+    sf_pool_run(c->pool, region_embed, &je);
+
+    /* A post-norm'ed sub-block output waits in c->tmp and is added to the
+     * residual at the start of the next region that reads x. */
+    const float *pending = NULL;
+    for (int il = 0; il < m->n_layer; il++) {
+        const sf_layer *L = &m->layers[il];
+        if (L->n_head > 0) {
+            attention_block(c, L, T, pending);
+            pending = L->attn_post_norm ? L->attn_post_norm->data : NULL;
+        }
+        if (L->n_ff > 0) {
+            ffn_block(c, L, T, pending);
+            pending = L->ffn_post_norm ? L->ffn_post_norm->data : NULL;
+        }
+    }
+
+    /* final norm and LM head for tokens [logits_from, T) */
+    const int n_out = T - logits_from;
+    c->n_logits = n_out;
+    if (n_out <= 0) {
+        if (pending) { /* still fold the pending output into x for consistency */
+            sf_job jp = {.c = c, .T = T, .src = pending};
+            sf_pool_run(c->pool, region_norm_quant, &jp);
+        }
+        return SF_OK;
+    }
+    if (pending) { /* add the last sub-block's output for all tokens */
+        sf_job jp = {.c = c, .T = T, .src = pending};
+        sf_pool_run(c->pool, region_norm_quant, &jp);
+    }
+    sf_job jn = {.c = c, .T = T, .t0 = logits_from, .norm_w = m->output_norm->data,
+                 .quant_kinds = 1u << weight_kind(m->output)};
+    sf_pool_run(c->pool, region_norm_quant, &jn);
+    const sf_gguf_tensor *w[1] = {m->output};
+    float *o[1] = {c->logits};
+    int64_t s[1] = {m->n_vocab};
+    run_matmul(c, n_out, 1, w, o, s, false);
+    if (m->final_logit_softcap > 0.0f) {
+        const float cap = m->final_logit_softcap;
+        for (int64_t i = 0; i < (int64_t)n_out * m->n_vocab; i++) c->logits[i] = tanhf(c->logits[i] / cap) * cap;
+    }
+    return SF_OK;
+}

@@ -1,0 +1,59 @@
+/* The model: hyperparameters, the layer plan, and weights as views into the
+ * mapped GGUF (nothing is copied). Internal to the library. */
+#ifndef SF_MODEL_MODEL_H
+#define SF_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gguf/gguf.h"
+#include "sparsefuse.h"
+#include "text/vocab.h"
+
+typedef enum { SF_ARCH_LLAMA, SF_ARCH_GEMMA3, SF_ARCH_DECI } sf_arch;
+typedef enum { SF_ROPE_NORMAL = 0, SF_ROPE_NEOX = 2 } sf_rope_type;
+typedef enum { SF_ACT_SILU, SF_ACT_GELU } sf_ffn_act;
+
+/* One block of the layer plan. A block with n_head == 0 has no attention
+ * sub-block; n_ff == 0 means no FFN (a no-op layer in deci files). */
+typedef struct {
+    int n_head, n_head_kv, n_ff;
+    int kv_slot;             /* index into the KV cache, -1 without attention */
+    bool swa;                /* sliding-window attention layer */
+    float rope_base;         /* this layer's RoPE base */
+    const sf_gguf_tensor *attn_norm, *wq, *wk, *wv, *wo;  /* wq/wk/wv NULL for linear attention */
+    const sf_gguf_tensor *q_norm, *k_norm, *attn_post_norm; /* gemma3 only */
+    const sf_gguf_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down, *ffn_post_norm;
+} sf_layer;
+
+struct sf_model {
+    sf_gguf *gguf;
+    sf_vocab *vocab;
+    sf_arch arch;
+    char arch_name[32];
+    char *name;           /* general.name, owned */
+    char *chat_template;  /* tokenizer.chat_template, owned, NULL if absent */
+
+    int n_vocab, n_ctx_train, n_embd, n_layer;
+    int head_dim_k, head_dim_v, n_rot;
+    int n_head_max, n_head_kv_max, n_ff_max; /* maxima over layers, for buffers */
+    int n_kv_layers;                          /* layers with a KV cache */
+    float norm_eps;
+    float rope_base, rope_freq_scale;
+    sf_rope_type rope_type;
+    const float *rope_freq_factors;           /* [n_rot/2] divisors, or NULL */
+    float embd_scale;                         /* 1, or sqrt(n_embd) for gemma */
+    float attn_scale;                         /* applied to q·k */
+    int n_swa;                                /* sliding window, 0 = none */
+    float final_logit_softcap;                /* 0 = none */
+    sf_ffn_act ffn_act;
+
+    const sf_gguf_tensor *token_embd, *output_norm, *output; /* output == token_embd if tied */
+    sf_layer *layers;                         /* [n_layer] */
+
+    int64_t n_params;
+    uint64_t size_bytes;
+    const char *ftype_name;
+};
+
+#endif

@@ -1,0 +1,339 @@
+/* Loading a model: architecture, hyperparameters, the layer plan and tensor
+ * views, each checked (presence, shape, type) with errors that name them. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "model/model.h"
+#include "tensor/types.h"
+
+static int key_u32(const sf_model *m, const sf_gguf *g, const char *suffix, uint32_t *out, bool required) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
+    int rc = sf_gguf_get_u32(g, key, out);
+    if (rc == SF_ERR_RANGE && !required) return SF_OK;
+    if (rc == SF_ERR_RANGE) return sf_fail(SF_ERR_FORMAT, "missing hyperparameter '%s'", key);
+    return rc;
+}
+
+static int key_f32(const sf_model *m, const sf_gguf *g, const char *suffix, float *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", m->arch_name, suffix);
+    int rc = sf_gguf_get_f32(g, key, out);
+    return rc == SF_ERR_RANGE ? SF_OK : rc; /* optional: keep the default */
+}
+
+/* Finds a tensor and checks its shape ({ne0, ne1}, ne1 = 0 for 1-D) and that
+ * sparsefuse can compute with its type. NULL + error if absent and required. */
+static int get_tensor(const sf_model *m, const char *name, int64_t ne0, int64_t ne1, bool required,
+                      bool matrix, const sf_gguf_tensor **out) {
+    const sf_gguf_tensor *t = sf_gguf_find_tensor(m->gguf, name);
+    *out = t;
+    if (!t) return required ? sf_fail(SF_ERR_FORMAT, "missing tensor '%s'", name) : SF_OK;
+    int want_dims = ne1 > 0 ? 2 : 1;
+    bool ok = t->ne[0] == ne0 && (want_dims == 1 ? (t->n_dims == 1 || (t->ne[1] == 1 && t->ne[2] == 1 && t->ne[3] == 1))
+                                                 : (t->ne[1] == ne1 && t->ne[2] == 1 && t->ne[3] == 1));
+    if (!ok) {
+        if (want_dims == 1)
+            return sf_fail(SF_ERR_FORMAT, "tensor '%s' has shape {%lld, %lld}, expected {%lld}", name,
+                           (long long)t->ne[0], (long long)t->ne[1], (long long)ne0);
+        return sf_fail(SF_ERR_FORMAT, "tensor '%s' has shape {%lld, %lld, %lld}, expected {%lld, %lld}", name,
+                       (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)ne0,
+                       (long long)ne1);
+    }
+    const sf_type_traits *tr = sf_type_ref(t->type);
+    if (matrix) {
+        if (!tr || !tr->vec_dot)
+            return sf_fail(SF_ERR_UNSUPPORTED, "tensor '%s' has type %s, which sparsefuse cannot multiply with",
+                           name, sf_type_name(t->type));
+    } else if (t->type != SF_TYPE_F32) {
+        return sf_fail(SF_ERR_UNSUPPORTED, "tensor '%s' has type %s; norm weights must be F32", name,
+                       sf_type_name(t->type));
+    }
+    return SF_OK;
+}
+
+static int layer_tensor(const sf_model *m, int il, const char *what, int64_t ne0, int64_t ne1, bool required,
+                        bool matrix, const sf_gguf_tensor **out) {
+    char name[96];
+    snprintf(name, sizeof name, "blk.%d.%s.weight", il, what);
+    return get_tensor(m, name, ne0, ne1, required, matrix, out);
+}
+
+static int load_arch(sf_model *m) {
+    sf_gguf_str s;
+    int rc = sf_gguf_get_str(m->gguf, "general.architecture", &s);
+    if (rc == SF_ERR_RANGE) return sf_fail(SF_ERR_FORMAT, "missing key 'general.architecture'");
+    if (rc) return rc;
+    if (s.len >= sizeof m->arch_name) return sf_fail(SF_ERR_UNSUPPORTED, "unsupported architecture (name too long)");
+    memcpy(m->arch_name, s.ptr, s.len);
+    m->arch_name[s.len] = '\0';
+    if (!strcmp(m->arch_name, "llama")) m->arch = SF_ARCH_LLAMA;
+    else if (!strcmp(m->arch_name, "gemma3")) m->arch = SF_ARCH_GEMMA3;
+    else if (!strcmp(m->arch_name, "deci")) m->arch = SF_ARCH_DECI;
+    else
+        return sf_fail(SF_ERR_UNSUPPORTED, "unsupported architecture '%s' (supported: llama, gemma3, deci)",
+                       m->arch_name);
+    return SF_OK;
+}
+
+static char *dup_str(const sf_gguf *g, const char *key) {
+    sf_gguf_str s;
+    if (sf_gguf_get_str(g, key, &s) != SF_OK) return NULL;
+    char *r = malloc(s.len + 1);
+    if (!r) return NULL;
+    memcpy(r, s.ptr, s.len);
+    r[s.len] = '\0';
+    return r;
+}
+
+static int load_hparams(sf_model *m) {
+    const sf_gguf *g = m->gguf;
+    uint32_t u;
+    int rc;
+    if ((rc = key_u32(m, g, "embedding_length", &u, true))) return rc;
+    m->n_embd = (int)u;
+    if ((rc = key_u32(m, g, "block_count", &u, true))) return rc;
+    m->n_layer = (int)u;
+    if (m->n_embd <= 0 || m->n_embd > (1 << 20)) return sf_fail(SF_ERR_FORMAT, "embedding_length %d is out of range", m->n_embd);
+    if (m->n_layer <= 0 || m->n_layer > 1024) return sf_fail(SF_ERR_FORMAT, "block_count %d is out of range", m->n_layer);
+    u = 2048;
+    if ((rc = key_u32(m, g, "context_length", &u, false))) return rc;
+    m->n_ctx_train = (int)(u > 0 && u < (1u << 24) ? u : 2048);
+
+    m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
+    uint32_t *arr = calloc((size_t)m->n_layer * 3, sizeof *arr);
+    if (!m->layers || !arr) { free(arr); return sf_fail(SF_ERR_NOMEM, "out of memory"); }
+    uint32_t *n_head = arr, *n_head_kv = arr + m->n_layer, *n_ff = arr + 2 * m->n_layer;
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.head_count", m->arch_name);
+    rc = sf_gguf_get_u32_per_layer(g, key, m->n_layer, n_head);
+    if (rc == SF_ERR_RANGE) rc = sf_fail(SF_ERR_FORMAT, "missing hyperparameter '%s'", key);
+    if (!rc) {
+        snprintf(key, sizeof key, "%s.attention.head_count_kv", m->arch_name);
+        rc = sf_gguf_get_u32_per_layer(g, key, m->n_layer, n_head_kv);
+        if (rc == SF_ERR_RANGE) { memcpy(n_head_kv, n_head, sizeof(uint32_t) * m->n_layer); rc = SF_OK; }
+    }
+    if (!rc) {
+        snprintf(key, sizeof key, "%s.feed_forward_length", m->arch_name);
+        rc = sf_gguf_get_u32_per_layer(g, key, m->n_layer, n_ff);
+        if (rc == SF_ERR_RANGE) rc = sf_fail(SF_ERR_FORMAT, "missing hyperparameter '%s'", key);
+    }
+    int first_heads = 0;
+    for (int il = 0; !rc && il < m->n_layer; il++) {
+        if (n_head[il] > 4096 || n_head_kv[il] > n_head[il] || n_ff[il] > (1u << 22)) {
+            rc = sf_fail(SF_ERR_FORMAT, "layer %d: head_count %u, head_count_kv %u, feed_forward_length %u are inconsistent",
+                         il, n_head[il], n_head_kv[il], n_ff[il]);
+            break;
+        }
+        if (n_head_kv[il] > 0 && n_head[il] % n_head_kv[il] != 0) {
+            rc = sf_fail(SF_ERR_FORMAT, "layer %d: head_count %u is not a multiple of head_count_kv %u", il,
+                         n_head[il], n_head_kv[il]);
+            break;
+        }
+        if (m->arch != SF_ARCH_DECI && (n_head[il] == 0 || n_head_kv[il] == 0 || n_ff[il] == 0)) {
+            rc = sf_fail(SF_ERR_FORMAT, "layer %d: zero head or FFN count is only valid in deci models", il);
+            break;
+        }
+        m->layers[il].n_head = (int)n_head[il];
+        m->layers[il].n_head_kv = (int)n_head_kv[il];
+        m->layers[il].n_ff = (int)n_ff[il];
+        if (!first_heads && n_head[il]) first_heads = (int)n_head[il];
+        if ((int)n_head[il] > m->n_head_max) m->n_head_max = (int)n_head[il];
+        if ((int)n_head_kv[il] > m->n_head_kv_max) m->n_head_kv_max = (int)n_head_kv[il];
+        if ((int)n_ff[il] > m->n_ff_max) m->n_ff_max = (int)n_ff[il];
+    }
+    free(arr);
+    if (rc) return rc;
+    if (first_heads == 0) first_heads = 1;
+
+    uint32_t hd = (uint32_t)(m->n_embd / first_heads);
+    if ((rc = key_u32(m, g, "attention.key_length", &hd, false))) return rc;
+    m->head_dim_k = (int)hd;
+    if ((rc = key_u32(m, g, "attention.value_length", &hd, false))) return rc;
+    m->head_dim_v = (int)hd;
+    uint32_t n_rot = (uint32_t)m->head_dim_k;
+    if ((rc = key_u32(m, g, "rope.dimension_count", &n_rot, false))) return rc;
+    m->n_rot = (int)n_rot;
+    if (m->head_dim_k <= 0 || m->head_dim_k > 1024 || m->head_dim_v <= 0 || m->head_dim_v > 1024 ||
+        m->n_rot <= 0 || m->n_rot > m->head_dim_k || m->n_rot % 2)
+        return sf_fail(SF_ERR_FORMAT, "head dimensions (k %d, v %d, rope %d) are invalid", m->head_dim_k,
+                       m->head_dim_v, m->n_rot);
+
+    m->norm_eps = 1e-5f;
+    if ((rc = key_f32(m, g, "attention.layer_norm_rms_epsilon", &m->norm_eps))) return rc;
+    m->rope_base = 10000.0f;
+    if ((rc = key_f32(m, g, "rope.freq_base", &m->rope_base))) return rc;
+    m->rope_freq_scale = 1.0f;
+    {
+        sf_gguf_str st = {0};
+        snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch_name);
+        rc = sf_gguf_get_str(g, key, &st);
+        if (rc && rc != SF_ERR_RANGE) return rc;
+        float factor = 0.0f;
+        if ((rc = key_f32(m, g, "rope.scaling.factor", &factor))) return rc;
+        if (st.len && !(st.len == 4 && !memcmp(st.ptr, "none", 4))) {
+            if (st.len == 6 && !memcmp(st.ptr, "linear", 6)) {
+                if (factor > 0) m->rope_freq_scale = 1.0f / factor;
+            } else {
+                return sf_fail(SF_ERR_UNSUPPORTED, "rope scaling type '%.*s' is not supported (linear and llama3 rope_freqs are)",
+                               (int)st.len, st.ptr);
+            }
+        } else if (factor > 0 && factor != 1.0f && !st.len) {
+            m->rope_freq_scale = 1.0f / factor; /* older files: factor without a type means linear */
+        }
+    }
+    m->embd_scale = 1.0f;
+    m->attn_scale = 1.0f / sqrtf((float)m->head_dim_k);
+    m->rope_type = SF_ROPE_NORMAL;
+    m->ffn_act = SF_ACT_SILU;
+    if (m->arch == SF_ARCH_GEMMA3) {
+        m->embd_scale = sqrtf((float)m->n_embd);
+        m->rope_type = SF_ROPE_NEOX;
+        m->ffn_act = SF_ACT_GELU;
+        uint32_t swa = 0;
+        if ((rc = key_u32(m, g, "attention.sliding_window", &swa, false))) return rc;
+        m->n_swa = (int)swa;
+        if ((rc = key_f32(m, g, "final_logit_softcapping", &m->final_logit_softcap))) return rc;
+        if (m->n_swa > 0) m->final_logit_softcap = 0.0f; /* llama.cpp applies it only without SWA */
+    }
+    int slot = 0;
+    for (int il = 0; il < m->n_layer; il++) {
+        sf_layer *L = &m->layers[il];
+        L->rope_base = m->rope_base;
+        /* gemma3: 5 sliding-window layers, then 1 global (llama.cpp's pattern 6) */
+        if (m->arch == SF_ARCH_GEMMA3 && m->n_swa > 0 && il % 6 < 5) {
+            L->swa = true;
+            L->rope_base = 10000.0f;
+        }
+        L->kv_slot = L->n_head_kv > 0 ? slot++ : -1;
+    }
+    m->n_kv_layers = slot;
+    return SF_OK;
+}
+
+static int load_tensors(sf_model *m) {
+    int rc;
+    const int64_t E = m->n_embd;
+    if ((rc = get_tensor(m, "token_embd.weight", E, 0, true, true, &m->token_embd)))
+        return rc == SF_ERR_FORMAT && m->token_embd ? rc : rc;
+    m->n_vocab = (int)m->token_embd->ne[1];
+    if (m->token_embd->n_dims != 2 || m->n_vocab <= 0)
+        return sf_fail(SF_ERR_FORMAT, "tensor 'token_embd.weight' must be 2-D {n_embd, n_vocab}");
+    if (!sf_type_ref(m->token_embd->type)->dequantize)
+        return sf_fail(SF_ERR_UNSUPPORTED, "token_embd type %s cannot be dequantized", sf_type_name(m->token_embd->type));
+    if ((rc = get_tensor(m, "output_norm.weight", E, 0, true, false, &m->output_norm))) return rc;
+    if ((rc = get_tensor(m, "output.weight", E, m->n_vocab, false, true, &m->output))) return rc;
+    if (!m->output) m->output = m->token_embd; /* tied embeddings */
+    const sf_gguf_tensor *rf = sf_gguf_find_tensor(m->gguf, "rope_freqs.weight");
+    if (rf) {
+        if (rf->type != SF_TYPE_F32 || rf->ne[0] != m->n_rot / 2 || rf->ne[1] != 1)
+            return sf_fail(SF_ERR_FORMAT, "tensor 'rope_freqs.weight' must be F32 {%d}", m->n_rot / 2);
+        m->rope_freq_factors = rf->data;
+    }
+    const int64_t hk = m->head_dim_k, hv = m->head_dim_v;
+    for (int il = 0; il < m->n_layer; il++) {
+        sf_layer *L = &m->layers[il];
+        if (L->n_head > 0) {
+            if ((rc = layer_tensor(m, il, "attn_norm", E, 0, true, false, &L->attn_norm))) return rc;
+            if (L->n_head_kv > 0) {
+                if ((rc = layer_tensor(m, il, "attn_q", E, L->n_head * hk, true, true, &L->wq))) return rc;
+                if ((rc = layer_tensor(m, il, "attn_k", E, L->n_head_kv * hk, true, true, &L->wk))) return rc;
+                if ((rc = layer_tensor(m, il, "attn_v", E, L->n_head_kv * hv, true, true, &L->wv))) return rc;
+                if ((rc = layer_tensor(m, il, "attn_output", L->n_head * hv, E, true, true, &L->wo))) return rc;
+            } else { /* deci "linear attention": h = x + Wo·norm(x) */
+                if ((rc = layer_tensor(m, il, "attn_output", E, E, true, true, &L->wo))) return rc;
+            }
+            if (m->arch == SF_ARCH_GEMMA3) {
+                if ((rc = layer_tensor(m, il, "attn_q_norm", hk, 0, true, false, &L->q_norm))) return rc;
+                if ((rc = layer_tensor(m, il, "attn_k_norm", hk, 0, true, false, &L->k_norm))) return rc;
+                if ((rc = layer_tensor(m, il, "post_attention_norm", E, 0, true, false, &L->attn_post_norm))) return rc;
+            }
+        }
+        if (L->n_ff > 0) {
+            if ((rc = layer_tensor(m, il, "ffn_norm", E, 0, true, false, &L->ffn_norm))) return rc;
+            if ((rc = layer_tensor(m, il, "ffn_gate", E, L->n_ff, true, true, &L->ffn_gate))) return rc;
+            if ((rc = layer_tensor(m, il, "ffn_up", E, L->n_ff, true, true, &L->ffn_up))) return rc;
+            if ((rc = layer_tensor(m, il, "ffn_down", L->n_ff, E, true, true, &L->ffn_down))) return rc;
+            if (m->arch == SF_ARCH_GEMMA3 &&
+                (rc = layer_tensor(m, il, "post_ffw_norm", E, 0, true, false, &L->ffn_post_norm)))
+                return rc;
+        }
+        if (m->arch == SF_ARCH_DECI && L->n_head > 0 && L->n_ff == 0)
+            return sf_fail(SF_ERR_FORMAT, "layer %d has attention but no FFN, which llama.cpp skips entirely; not supported", il);
+    }
+    return SF_OK;
+}
+
+static void count_params(sf_model *m) {
+    int64_t by_type[SF_TYPE_COUNT] = {0};
+    for (int64_t i = 0; i < sf_gguf_n_tensors(m->gguf); i++) {
+        const sf_gguf_tensor *t = sf_gguf_tensor_at(m->gguf, i);
+        int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+        m->n_params += n;
+        m->size_bytes += t->nbytes;
+        if (t->n_dims >= 2 && (int)t->type < SF_TYPE_COUNT) by_type[t->type] += n;
+    }
+    int best = SF_TYPE_F32;
+    for (int t = 0; t < SF_TYPE_COUNT; t++)
+        if (by_type[t] > by_type[best]) best = t;
+    m->ftype_name = sf_type_name(best);
+}
+
+sf_model *sf_model_load(const char *path) {
+    if (!path) { sf_fail(SF_ERR_ARG, "no model path given"); return NULL; }
+    sf_model *m = calloc(1, sizeof *m);
+    if (!m) { sf_fail(SF_ERR_NOMEM, "out of memory"); return NULL; }
+    int rc = sf_gguf_open(path, &m->gguf);
+    if (!rc) rc = load_arch(m);
+    if (!rc) rc = load_hparams(m);
+    if (!rc) rc = load_tensors(m);
+    if (!rc) {
+        rc = sf_vocab_load(m->gguf, &m->vocab);
+        if (!rc && sf_vocab_n_tokens(m->vocab) < m->n_vocab)
+            rc = sf_fail(SF_ERR_FORMAT, "vocabulary has %d tokens but token_embd has %d rows",
+                         sf_vocab_n_tokens(m->vocab), m->n_vocab);
+    }
+    if (rc) {
+        sf_fail_context(rc, "cannot load model '%s'", path);
+        sf_model_free(m);
+        return NULL;
+    }
+    m->name = dup_str(m->gguf, "general.name");
+    m->chat_template = dup_str(m->gguf, "tokenizer.chat_template");
+    count_params(m);
+    sf_log_info("loaded %s: %s, %d layers, n_embd %d, vocab %d", path, m->arch_name, m->n_layer, m->n_embd, m->n_vocab);
+    return m;
+}
+
+void sf_model_free(sf_model *m) {
+    if (!m) return;
+    sf_vocab_free(m->vocab);
+    sf_gguf_close(m->gguf);
+    free(m->layers);
+    free(m->name);
+    free(m->chat_template);
+    free(m);
+}
+
+const char *sf_model_chat_template(const sf_model *m) { return m->chat_template; }
+
+void sf_model_get_info(const sf_model *m, sf_model_info *out) {
+    memset(out, 0, sizeof *out);
+    out->arch = m->arch_name;
+    out->name = m->name ? m->name : "";
+    out->n_vocab = m->n_vocab;
+    out->n_ctx_train = m->n_ctx_train;
+    out->n_embd = m->n_embd;
+    out->n_layer = m->n_layer;
+    out->n_head = m->n_head_max;
+    out->n_head_kv = m->n_head_kv_max;
+    out->n_ff = m->n_ff_max;
+    out->head_dim = m->head_dim_k;
+    out->n_params = m->n_params;
+    out->size_bytes = m->size_bytes;
+    out->ftype = m->ftype_name;
+}

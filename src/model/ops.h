@@ -1,0 +1,25 @@
+/* Elementwise and row operations of the forward pass, with ggml's numerics
+ * (order of operations, GELU through an f16 table) so results track llama.cpp. */
+#ifndef SF_MODEL_OPS_H
+#define SF_MODEL_OPS_H
+
+#include <stdint.h>
+
+#include "model/model.h"
+
+/* y[n] = x / sqrt(mean(x²) + eps) * w  (w may be NULL); y may alias x. */
+void sf_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+
+/* Rotation table for one position: cs[2i] = cos, cs[2i+1] = sin of
+ * pos * freq_scale * base^(-2i/n_rot) / factors[i], i < n_rot/2. */
+void sf_rope_table(float *cs, int n_rot, int pos, float base, float freq_scale, const float *factors);
+/* Rotates one head vector x[head_dim] in place with the table. */
+void sf_rope_apply(float *x, const float *cs, int n_rot, sf_rope_type type);
+
+/* h[i] = act(g[i]) * u[i] for SiLU (SwiGLU) or tanh-GELU (GeGLU). */
+void sf_glu(float *h, const float *g, const float *u, int n, sf_ffn_act act);
+
+/* In-place softmax of x[n]; returns nothing, x sums to 1. */
+void sf_softmax(float *x, int n);
+
+#endif
