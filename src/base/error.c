@@ -22,7 +22,18 @@ int sf_fail_context(int code, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_last_error, sizeof old);
-    snprintf(g_last_error, sizeof g_last_error, "%s: %s", prefix, old);
+    /* "<prefix>: <old message>", truncated to the buffer */
+    size_t n = strlen(prefix), cap = sizeof g_last_error - 1;
+    if (n > cap) n = cap;
+    memcpy(g_last_error, prefix, n);
+    const char *parts[2] = {": ", old};
+    for (int i = 0; i < 2; i++) {
+        size_t k = strlen(parts[i]);
+        if (k > cap - n) k = cap - n;
+        memcpy(g_last_error + n, parts[i], k);
+        n += k;
+    }
+    g_last_error[n] = '\0';
     return code;
 }
 

@@ -110,6 +110,10 @@ int sf_gguf_writer_set_u64(sf_gguf_writer *w, const char *key, uint64_t v);
 int sf_gguf_writer_set_f32(sf_gguf_writer *w, const char *key, float v);
 int sf_gguf_writer_set_bool(sf_gguf_writer *w, const char *key, bool v);
 int sf_gguf_writer_set_str(sf_gguf_writer *w, const char *key, const char *v);
+/* Any fixed-size scalar type (u8..i64, f32, f64, bool); v points to a value
+ * of the matching C type (uint8_t, int16_t, double, bool...). Setting a key
+ * that is already set replaces its value (its position stays). */
+int sf_gguf_writer_set_scalar(sf_gguf_writer *w, const char *key, sf_gguf_vtype type, const void *v);
 /* Numeric array (elements packed little-endian, elem_size from elem_type). */
 int sf_gguf_writer_set_arr(sf_gguf_writer *w, const char *key, sf_gguf_vtype elem_type,
                            const void *data, uint64_t n);

@@ -65,7 +65,7 @@ sf_context *sf_context_new(sf_model *m, const sf_context_params *params) {
     c->att = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_max * hv, &rc);
     c->hb = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
     c->hb2 = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
-    c->scores = alloc_or_fail(sizeof(float) * (size_t)c->n_threads * (size_t)c->n_ctx, &rc);
+    c->scores = alloc_or_fail(sizeof(float) * (size_t)c->n_threads * (size_t)(c->n_ctx + 32), &rc);
     c->pos = alloc_or_fail(sizeof(int) * B, &rc);
     c->tokens = alloc_or_fail(sizeof(int32_t) * B, &rc);
     c->logits = alloc_or_fail(sizeof(float) * B * (size_t)m->n_vocab, &rc);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "model/attention.h"
 #include "model/context.h"
 #include "model/ops.h"
 #include "tensor/types.h"
@@ -163,36 +164,20 @@ static void region_attention(void *arg, int ith, int nth) {
     sf_context *c = j->c;
     const sf_model *m = c->model;
     const sf_layer *L = j->L;
-    const int hk = m->head_dim_k, hv = m->head_dim_v;
     const int group = L->n_head / L->n_head_kv;
-    const size_t kv_row = (size_t)L->n_head_kv;
-    float *scores = c->scores + (size_t)ith * c->n_ctx;
-    float qh[1024]; /* the query rounded to f16, as ggml's f16 K·Q product sees it */
+    const sf_attn_args a = {.k = c->k_cache[L->kv_slot], .v = c->v_cache[L->kv_slot], .kv_stride = L->n_head_kv,
+                            .head_dim_k = m->head_dim_k, .head_dim_v = m->head_dim_v, .scale = m->attn_scale,
+                            .batched = j->T > 1};
+    float *scores = c->scores + (size_t)ith * (c->n_ctx + 32);
+    float qh[1024]; /* head_dim_k <= 1024 (checked at load) */
     int64_t i0, i1;
     sf_split_range((int64_t)j->T * L->n_head, ith, nth, 1, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
-        const int t = (int)(i / L->n_head), h = (int)(i % L->n_head), kh = h / group;
+        const int t = (int)(i / L->n_head), h = (int)(i % L->n_head);
         const int p = c->pos[t];
         const int lo = (L->swa && m->n_swa > 0 && p - m->n_swa + 1 > 0) ? p - m->n_swa + 1 : 0;
-        const float *q = c->q + ((size_t)t * L->n_head + h) * hk;
-        for (int d = 0; d < hk; d++) qh[d] = sf_fp16_to_fp32(sf_fp32_to_fp16(q[d]));
-        const sf_fp16 *kc = c->k_cache[L->kv_slot];
-        for (int s = lo; s <= p; s++) {
-            const sf_fp16 *kr = kc + ((size_t)s * kv_row + kh) * hk;
-            float dot = 0.0f;
-            for (int d = 0; d < hk; d++) dot += qh[d] * sf_fp16_to_fp32(kr[d]);
-            scores[s - lo] = dot * m->attn_scale;
-        }
-        const int n = p - lo + 1;
-        sf_softmax(scores, n);
-        float *out = c->att + ((size_t)t * L->n_head + h) * hv;
-        memset(out, 0, sizeof(float) * (size_t)hv);
-        const sf_fp16 *vc = c->v_cache[L->kv_slot];
-        for (int s = 0; s < n; s++) {
-            const sf_fp16 *vr = vc + ((size_t)(s + lo) * kv_row + kh) * hv;
-            const float w = scores[s];
-            for (int d = 0; d < hv; d++) out[d] += w * sf_fp16_to_fp32(vr[d]);
-        }
+        sf_attention_head(&a, c->q + ((size_t)t * L->n_head + h) * m->head_dim_k, h / group, lo, p, scores, qh,
+                          c->att + ((size_t)t * L->n_head + h) * m->head_dim_v);
     }
 }
 

@@ -26,16 +26,17 @@ static int key_f32(const sf_model *m, const sf_gguf *g, const char *suffix, floa
     return rc == SF_ERR_RANGE ? SF_OK : rc; /* optional: keep the default */
 }
 
-/* Finds a tensor and checks its shape ({ne0, ne1}, ne1 = 0 for 1-D) and that
+/* Finds a tensor and checks its shape ({ne0, ne1}; ne1 = 0 for 1-D, ne1 < 0
+ * for 2-D with any ne1) and that
  * sparsefuse can compute with its type. NULL + error if absent and required. */
 static int get_tensor(const sf_model *m, const char *name, int64_t ne0, int64_t ne1, bool required,
                       bool matrix, const sf_gguf_tensor **out) {
     const sf_gguf_tensor *t = sf_gguf_find_tensor(m->gguf, name);
     *out = t;
     if (!t) return required ? sf_fail(SF_ERR_FORMAT, "missing tensor '%s'", name) : SF_OK;
-    int want_dims = ne1 > 0 ? 2 : 1;
+    int want_dims = ne1 != 0 ? 2 : 1;
     bool ok = t->ne[0] == ne0 && (want_dims == 1 ? (t->n_dims == 1 || (t->ne[1] == 1 && t->ne[2] == 1 && t->ne[3] == 1))
-                                                 : (t->ne[1] == ne1 && t->ne[2] == 1 && t->ne[3] == 1));
+                                                 : ((ne1 < 0 || t->ne[1] == ne1) && t->ne[2] == 1 && t->ne[3] == 1));
     if (!ok) {
         if (want_dims == 1)
             return sf_fail(SF_ERR_FORMAT, "tensor '%s' has shape {%lld, %lld}, expected {%lld}", name,
@@ -218,8 +219,7 @@ static int load_hparams(sf_model *m) {
 static int load_tensors(sf_model *m) {
     int rc;
     const int64_t E = m->n_embd;
-    if ((rc = get_tensor(m, "token_embd.weight", E, 0, true, true, &m->token_embd)))
-        return rc == SF_ERR_FORMAT && m->token_embd ? rc : rc;
+    if ((rc = get_tensor(m, "token_embd.weight", E, -1, true, true, &m->token_embd))) return rc;
     m->n_vocab = (int)m->token_embd->ne[1];
     if (m->token_embd->n_dims != 2 || m->n_vocab <= 0)
         return sf_fail(SF_ERR_FORMAT, "tensor 'token_embd.weight' must be 2-D {n_embd, n_vocab}");

@@ -59,6 +59,8 @@ static void gelu_table_init(void) {
 
 void sf_glu(float *h, const float *g, const float *u, int n, sf_ffn_act act) {
     if (act == SF_ACT_SILU) {
+        /* x / (1 + exp(-x)) * u with libm's expf: this reproduces llama.cpp's
+         * logits bit for bit at position 0, its vector exp does not */
         for (int i = 0; i < n; i++) h[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
         return;
     }

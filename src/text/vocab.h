@@ -29,6 +29,9 @@ void sf_vocab_free(sf_vocab *v);
 int32_t sf_vocab_n_tokens(const sf_vocab *v);
 const char *sf_vocab_model_name(const sf_vocab *v); /* "gpt2" / "llama" */
 const char *sf_vocab_pre_name(const sf_vocab *v);   /* tokenizer.ggml.pre or "default" */
+/* What the loader had to assume (e.g. an unknown or missing pre-tokenizer
+ * replaced by "default"); "" when nothing. */
+const char *sf_vocab_note(const sf_vocab *v);
 int32_t sf_vocab_bos(const sf_vocab *v);  /* -1 if none */
 int32_t sf_vocab_eos(const sf_vocab *v);
 int32_t sf_vocab_eot(const sf_vocab *v);

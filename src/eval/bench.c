@@ -1,0 +1,108 @@
+/* llama-bench's pp/tg tests: random tokens, one warm-up, timed repetitions,
+ * tokens/s as mean and sample standard deviation. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "eval/eval_internal.h"
+
+sf_bench_params sf_bench_default_params(void) {
+    sf_bench_params p = {.n_prompt = 512, .n_gen = 128, .reps = 5, .seed = 1};
+    return p;
+}
+
+static uint64_t next_rand(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* toks[n]: random ids; the first is BOS when the model adds one. */
+static void fill_tokens(sf_model *m, int n_vocab, uint64_t *rng, int32_t *toks, int n) {
+    for (int i = 0; i < n; i++) toks[i] = (int32_t)(next_rand(rng) % (uint64_t)n_vocab);
+    if (n > 0 && sf_model_add_bos(m) && sf_token_bos(m) >= 0) toks[0] = sf_token_bos(m);
+}
+
+/* One timed run: n tokens as one prompt, or one at a time. */
+static int run_once(sf_context *c, const int32_t *toks, int n, bool one_by_one, double *sec) {
+    int rc = sf_kv_truncate(c, 0);
+    if (rc != SF_OK) return rc;
+    double t0 = sf_eval_now();
+    if (one_by_one) {
+        for (int i = 0; i < n && rc == SF_OK; i++) rc = sf_decode(c, toks + i, 1, false);
+    } else {
+        rc = sf_decode(c, toks, n, false);
+    }
+    *sec = sf_eval_now() - t0;
+    return rc;
+}
+
+static int run_test(sf_context *c, const int32_t *toks, int n, bool tg, int reps,
+                    sf_bench_result *out) {
+    double sec;
+    /* warm-up: the whole prompt for pp, a single token for tg (llama-bench) */
+    int rc = run_once(c, toks, tg ? 1 : n, tg, &sec);
+    double sum = 0.0, sum2 = 0.0, sum_sec = 0.0;
+    for (int r = 0; rc == SF_OK && r < reps; r++) {
+        rc = run_once(c, toks, n, tg, &sec);
+        if (sec <= 0.0) sec = 1e-9;
+        double tps = n / sec;
+        sum += tps;
+        sum2 += tps * tps;
+        sum_sec += sec;
+    }
+    if (rc != SF_OK) return sf_fail_context(rc, "bench %s%d", tg ? "tg" : "pp", n);
+    memset(out, 0, sizeof *out);
+    out->n_tokens = n;
+    out->reps = reps;
+    out->tps_mean = sum / reps;
+    double var = reps > 1 ? (sum2 - sum * sum / reps) / (reps - 1) : 0.0;
+    out->tps_std = var > 0 ? sqrt(var) : 0.0;
+    out->seconds_mean = sum_sec / reps;
+    return SF_OK;
+}
+
+int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *pp,
+                  sf_bench_result *tg) {
+    sf_bench_params p = params ? *params : sf_bench_default_params();
+    if (!m) return sf_fail(SF_ERR_ARG, "bench: NULL model");
+    if (p.n_prompt < 0 || p.n_gen < 0)
+        return sf_fail(SF_ERR_ARG, "bench: token counts must be >= 0 (pp %d, tg %d)", p.n_prompt,
+                       p.n_gen);
+    if (p.reps < 1) return sf_fail(SF_ERR_ARG, "bench: repetitions must be >= 1 (got %d)", p.reps);
+    if (p.n_threads < 0 || p.n_batch < 0)
+        return sf_fail(SF_ERR_ARG, "bench: threads and batch must be >= 0");
+    if (!pp) p.n_prompt = 0;
+    if (!tg) p.n_gen = 0;
+    int n_max = p.n_prompt > p.n_gen ? p.n_prompt : p.n_gen;
+    if (n_max == 0) return SF_OK;
+
+    sf_model_info info;
+    sf_model_get_info(m, &info);
+    sf_context_params cp = sf_context_default_params();
+    cp.n_ctx = n_max;
+    cp.n_batch = p.n_batch;
+    cp.n_threads = p.n_threads;
+    sf_context *c = sf_context_new(m, &cp);
+    if (!c) return sf_fail_context(SF_ERR_ARG, "bench: creating a context of %d", n_max);
+    int32_t *toks = malloc((size_t)n_max * sizeof *toks); /* [n_max] */
+    if (!toks) {
+        sf_context_free(c);
+        return sf_fail(SF_ERR_NOMEM, "bench: out of memory");
+    }
+    uint64_t rng = p.seed;
+    int rc = SF_OK;
+    if (p.n_prompt > 0) {
+        fill_tokens(m, info.n_vocab, &rng, toks, p.n_prompt);
+        rc = run_test(c, toks, p.n_prompt, false, p.reps, pp);
+    }
+    if (rc == SF_OK && p.n_gen > 0) {
+        fill_tokens(m, info.n_vocab, &rng, toks, p.n_gen);
+        rc = run_test(c, toks, p.n_gen, true, p.reps, tg);
+    }
+    free(toks);
+    sf_context_free(c);
+    return rc;
+}
