@@ -40,18 +40,6 @@ void sf_simd_avx2_install(sf_type_traits fast[SF_TYPE_COUNT]) {
 
 /* ------------------------------------------------ activation quantizers */
 
-/* roundf() semantics (half away from zero), which vroundps lacks: truncate,
- * then step one away from zero where the dropped fraction is >= 0.5 (x - t
- * is exact in f32). */
-static inline __m256 round_half_away(__m256 x) {
-    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
-    const __m256 t = _mm256_round_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 frac = _mm256_andnot_ps(sign_bit, _mm256_sub_ps(x, t));
-    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m256 step = _mm256_or_ps(_mm256_and_ps(x, sign_bit), _mm256_set1_ps(1.0f)); /* +-1 */
-    return _mm256_add_ps(t, _mm256_and_ps(up, step));
-}
-
 /* Four vectors of 8 int32 (each in int8 range) -> 32 int8 in order. */
 static inline __m256i pack_i32x32_to_i8(__m256i a, __m256i b, __m256i c, __m256i d) {
     /* the packs work per 128-bit lane, leaving the 4-byte groups in the order
@@ -71,11 +59,15 @@ static inline float hmax_ps(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
-/* Q8_0 / Q8_1 core, as the reference: d = amax/127, q = roundf(x * (1/d))
- * with the f32 d. Writes 32 quants to qs, *d_out = d, *sum = sum(q) (if not
- * NULL). Returns false, writing nothing, for a block with inf or NaN inputs
- * or with amax so small that 1/d overflows: the reference's saturating
- * conversions define those, and the caller hands them to it. */
+/* Q8_0 / Q8_1 core, as ggml's x86 runtime quantizer (quantize_row_q8_0/1,
+ * which llama.cpp uses instead of the *_ref functions): d = amax/127,
+ * q = round-half-even(x * (127/amax)). This differs from the scalar
+ * reference (1/d, roundf) by at most one step on ties, and is what keeps
+ * our activations bit-identical to llama.cpp's. Writes 32 quants to qs,
+ * *d_out = d, *sum = sum(q) (if not NULL). Returns false, writing nothing,
+ * for a block with inf or NaN inputs or with amax so small that 127/amax
+ * overflows: the reference's saturating conversions define those, and the
+ * caller hands them to it. */
 static inline bool quantize_block_q8(const float *x, uint8_t *qs, float *d_out, int *sum) {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 inf = _mm256_set1_ps(INFINITY);
@@ -87,12 +79,14 @@ static inline bool quantize_block_q8(const float *x, uint8_t *qs, float *d_out, 
         amax = _mm256_max_ps(amax, ax);
         odd = _mm256_or_ps(odd, _mm256_cmp_ps(ax, inf, _CMP_NLT_UQ)); /* inf or nan */
     }
-    const float d = hmax_ps(amax) / 127;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float max = hmax_ps(amax);
+    const float d = max / 127.f;
+    const float id = max != 0.0f ? 127.f / max : 0.0f;
     if (_mm256_movemask_ps(odd) || id > FLT_MAX) return false;
     const __m256 vid = _mm256_set1_ps(id);
     __m256i q[4];
-    for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v[k], vid)));
+    for (int k = 0; k < 4; k++)
+        q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     _mm256_storeu_si256((__m256i *)qs, pack_i32x32_to_i8(q[0], q[1], q[2], q[3]));
     if (sum) *sum = sf_x86_hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     *d_out = d;

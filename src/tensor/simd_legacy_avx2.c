@@ -3,8 +3,8 @@
  *
  * Per block: the exact int32 dot of the quants (doc section 3.4), as 8
  * partial sums, converted to f32 (exact: each is < 2^24) and scaled by
- * d_w * d_a into a vector accumulator; one horizontal sum at the end. Two
- * accumulators, taking alternate blocks, hide the FMA latency. */
+ * d_w * d_a into one vector accumulator; one horizontal sum at the end
+ * (ggml's order of operations). */
 #include "tensor/simd_x86.h"
 
 /* acc + one block's scaled partial dots; *offset += its m_w * s_a term
@@ -15,15 +15,13 @@ typedef __m256 (*block_dot_fn)(const uint8_t *x, const uint8_t *y, __m256 acc, f
  * block function). x: nb weight blocks of xs bytes, y: nb activation blocks
  * of ys bytes. */
 static inline float dot_rows(int64_t nb, const uint8_t *x, size_t xs, const uint8_t *y, size_t ys, block_dot_fn block) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float off0 = 0.0f, off1 = 0.0f;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        acc0 = block(x + i * xs, y + i * ys, acc0, &off0);
-        acc1 = block(x + (i + 1) * xs, y + (i + 1) * ys, acc1, &off1);
-    }
-    if (i < nb) acc0 = block(x + i * xs, y + i * ys, acc0, &off0);
-    return sf_x86_hsum_ps(_mm256_add_ps(acc0, acc1)) + (off0 + off1);
+    /* One accumulator and a sequential offset sum, block by block, exactly
+     * as ggml's x86 kernels: the result is then bit-identical to llama.cpp's,
+     * which matters on models that amplify rounding (docs/parity.md). */
+    __m256 acc = _mm256_setzero_ps();
+    float off = 0.0f;
+    for (int64_t i = 0; i < nb; i++) acc = block(x + i * xs, y + i * ys, acc, &off);
+    return sf_x86_hsum_ps(acc) + off;
 }
 
 /* acc + d_w * d_a * (8 int32 partial dots). */
