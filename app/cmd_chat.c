@@ -17,6 +17,7 @@ typedef struct {
     sf_sampler *s;
     const char *tmpl;        /* template name */
     int n_predict;
+    bool verbose;
     sf_chat_message *msgs;   /* [n_msgs] conversation so far (owned strings) */
     int n_msgs, cap_msgs;
     int32_t *kv;             /* [n_ctx] tokens now in the KV cache */
@@ -70,6 +71,7 @@ static int feed_conversation(chat_state *cs) {
         sf_kv_truncate(cs->c, 0);
         return app_fail(cs->cmd, "evaluating the conversation");
     }
+    if (cs->verbose) fprintf(stderr, "chat: %d tokens reused from the cache, %d evaluated\n", keep, n - keep);
     for (int i = keep; i < n; i++) sf_sampler_accept(cs->s, toks[i]);
     memcpy(cs->kv, toks, (size_t)n * sizeof *toks);
     cs->n_kv = n;
@@ -166,7 +168,7 @@ int cmd_chat(int argc, char **argv) {
     if (!path) return APP_EXIT_USAGE;
     app_sampler_opts_finish(&so, cmd.name);
 
-    chat_state cs = {.cmd = &cmd, .n_predict = n_predict};
+    chat_state cs = {.cmd = &cmd, .n_predict = n_predict, .verbose = mo.verbose};
     rc = APP_EXIT_RUNTIME;
     cs.m = app_load_model(&cmd, &mo, path);
     if (!cs.m) goto done;

@@ -301,13 +301,21 @@ static void test_chat(void **state) {
     assert_null(strstr(r.out, "<|im_"));
     cli_free(&r);
     /* two turns from a pipe: two replies */
-    r = run_argv((const char *const[]){"chat", "-m", mp, "-n", "12", "--temp", "0", NULL},
+    r = run_argv((const char *const[]){"chat", "-m", mp, "-n", "12", "--temp", "0", "-v", NULL},
                  "Say hello.\n\nSay goodbye.\n", NULL, false);
     if (r.code != 0) fail_msg("chat: exit %d: %s", r.code, r.err);
     int lines = 0;
     for (const char *p = r.out; *p; p++) lines += *p == '\n';
     assert_true(lines >= 2);
     assert_non_null(strstr(r.err, "2 turns"));
+    /* the second turn evaluates only what follows the first turn's cache */
+    int reused[2] = {-1, -1}, evaluated[2] = {-1, -1}, turns = 0;
+    for (const char *p = strstr(r.err, "chat: "); p && turns < 2; p = strstr(p + 1, "chat: "))
+        if (sscanf(p, "chat: %d tokens reused from the cache, %d evaluated", &reused[turns], &evaluated[turns]) == 2)
+            turns++;
+    assert_int_equal(turns, 2);
+    assert_int_equal(reused[0], 0);
+    assert_true(reused[1] > evaluated[1]);
     cli_free(&r);
 }
 

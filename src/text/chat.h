@@ -10,7 +10,4 @@
  * llama.cpp's substring heuristics; "chatml" for NULL or unknown. */
 const char *sf_chat_detect_str(const char *tmpl);
 
-/* The model's tokenizer.chat_template, NULL if absent (src/model). */
-const char *sf_model_chat_template(const sf_model *m);
-
 #endif
