@@ -125,7 +125,9 @@ void sf_sampler_accept(sf_sampler *s, int32_t token);
 typedef struct { const char *role; const char *content; } sf_chat_message;
 
 /* Name of the template the model's tokenizer.chat_template maps to
- * ("chatml", "llama3", "llama2", "gemma", "zephyr"); "chatml" if unknown. */
+ * ("chatml", "llama3", "llama2", "gemma", "zephyr", ...). Without a
+ * template key, the family whose turn-marker tokens are in the vocabulary;
+ * "chatml" if none fits. */
 const char *sf_chat_template_detect(const sf_model *m);
 /* Formats messages with template `name` (NULL = detect) and, if
  * add_assistant, the opening of the assistant turn, into a new
