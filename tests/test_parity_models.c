@@ -1,19 +1,13 @@
 /* Parity with llama.cpp on the real models, against fixtures produced by
- * llama.cpp itself (tools/reference/make_fixtures.py). The test prints the
- * measured numbers; the goal (issue 2) is NMSE <= 1e-3 at every position,
- * the same top token at >= 99% of positions, 4 of 5 greedy continuations
- * identical, and perplexity within 1%.
- *
- * Status (see docs/parity.md): position 0 is bit-identical to llama.cpp;
- * later positions differ by NMSE ~1e-3..5e-2 because attention does not yet
- * reproduce ggml's rounding exactly, and these small models amplify that
- * (llama.cpp's own flash and non-flash attention differ by as much). The
- * assertions below are therefore regression gates at the measured level,
- * tight enough that a wrong RoPE, norm, mask or kernel fails them:
- *  - every position: NMSE <= 0.5; mean NMSE over positions <= 0.02;
- *  - the same top token at >= 93% of positions;
- *  - greedy: >= 4 of 5 continuations agree on their first 4 tokens;
- *  - perplexity over the first chunks within 1%. */
+ * llama.cpp itself (tools/reference/make_fixtures.py), asserted at issue 2's
+ * targets:
+ *  - next-token logits at every position of every prompt: NMSE <= 1e-3, and
+ *    the same top token at >= 99% of positions;
+ *  - greedy 64-token continuations identical for >= 4 of 5 prompts;
+ *  - perplexity over the first chunks of WikiText-2 within 1%.
+ * The test prints the measured numbers (see docs/parity.md: on an AVX2 or
+ * AVX-512 CPU the engine reproduces llama.cpp's arithmetic, so NMSE is at the
+ * level of the fixtures' printed precision, ~1e-10). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,8 +113,8 @@ static void check_logits(const model_case *mc) {
             if (nmse > worst_nmse) worst_nmse = nmse;
             sum_nmse += nmse;
             n_exact += nmse <= 1e-3;
-            if (nmse > 0.1) printf("  %s prompt %d pos %d: NMSE %.3g\n", mc->name, n_prompts, pos, nmse);
-            assert_true(nmse <= 0.5);
+            if (nmse > 1e-3) printf("  %s prompt %d pos %d: NMSE %.3g\n", mc->name, n_prompts, pos, nmse);
+            assert_true(nmse <= 1e-3);
         }
     }
     printf("%s logits: %d prompts, %d positions, same top token %d/%d (%.2f%%), NMSE mean %.3g worst %.3g, "
@@ -128,8 +122,7 @@ static void check_logits(const model_case *mc) {
            mc->name, n_prompts, n_pos, same_top, n_pos, 100.0 * same_top / n_pos, sum_nmse / n_pos, worst_nmse,
            n_exact, n_pos);
     assert_true(n_pos >= 50);
-    assert_true(sum_nmse / n_pos <= 0.02);
-    assert_true(same_top >= 0.93 * n_pos);
+    assert_true(same_top >= 0.99 * n_pos);
     free(tokens);
     free(text);
     sf_context_free(c);
@@ -186,7 +179,7 @@ static void check_greedy(const model_case *mc) {
     printf("%s greedy: %d/%d continuations identical to llama.cpp, %d/%d agree on the first 4 tokens\n", mc->name,
            n_same, n_cases, n_prefix, n_cases);
     assert_true(n_cases >= 5);
-    assert_true(n_prefix >= n_cases - 1);
+    assert_true(n_same >= n_cases - 1);
     free(text);
     sf_context_free(c);
     sf_model_free(m);

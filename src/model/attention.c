@@ -27,20 +27,26 @@ float sf_ggml_expf(float x) {
 }
 
 
+void sf_attn_plan(sf_attn_args *a, int n_tokens, int p_last, int n_threads) {
+    /* llama.cpp pads the KV length it attends over to a multiple of 256 */
+    const int n_kv = ((p_last + 1 + 255) / 256) * 256;
+    a->path = n_tokens >= 64 ? SF_ATTN_TILED : SF_ATTN_VEC;
+    a->split_chunk = (n_tokens == 1 && n_kv >= 512) ? (n_kv + n_threads - 1) / n_threads : 0;
+}
+
 #define SF_ATTN_NAME sf_attention_head_generic
+#define SF_ATTN_TO_F16(x) sf_fp32_to_fp16(x)
 #include "model/attention_impl.h"
 
-void sf_attention_head_avx2(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *scores, float *qh,
-                            float *out);
+void sf_attention_head_avx2(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *work, float *out);
 
-void sf_attention_head(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *scores, float *qh,
-                       float *out) {
+void sf_attention_head(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *work, float *out) {
     pthread_once(&g_table_once, table_init);
 #if defined(__x86_64__)
     if (strcmp(sf_cpu_isa(), "scalar") != 0) {
-        sf_attention_head_avx2(a, q, kh, lo, p, scores, qh, out);
+        sf_attention_head_avx2(a, q, kh, lo, p, work, out);
         return;
     }
 #endif
-    sf_attention_head_generic(a, q, kh, lo, p, scores, qh, out);
+    sf_attention_head_generic(a, q, kh, lo, p, work, out);
 }

@@ -1,7 +1,11 @@
 /* The attention head kernel, included by attention.c (portable build) and
  * attention_avx2.c (built with FMA/F16C, where fmaf is one instruction):
  * one source, two compilations, identical results (fmaf is exact either way).
- * The includer defines SF_ATTN_NAME and provides F16() and sf_ggml_expf. */
+ * The includer defines SF_ATTN_NAME and SF_ATTN_TO_F16(float) -> sf_fp16.
+ *
+ * Each function mirrors one piece of ggml-cpu's flash attention
+ * (ggml_compute_forward_flash_attn_ext_f16 and friends, AVX-512 build); the
+ * comments name the ggml code whose rounding they reproduce. */
 #include <math.h>
 #include <string.h>
 
@@ -18,9 +22,10 @@ static inline float reduce16(const float *v) {
     return (t4[0] + t4[2]) + (t4[1] + t4[3]);
 }
 
-/* ggml_vec_dot_f16 (AVX-512): 4 accumulators of 16 lanes over 64-value steps,
- * combined (0+2, 1+3, then 0+1), reduced, then leftovers added in double. */
-static inline float dot_decode(const float *a, const sf_fp16 *b, int n) {
+/* ggml_vec_dot_f16 (AVX-512 without FP16 arithmetic): 4 accumulators of 16
+ * lanes over 64-value steps, combined (0+2, 1+3, then 0+1), reduced, then
+ * leftovers added in double. a holds f16-rounded values as floats. */
+static inline float dot_f16(const float *a, const sf_fp16 *b, int n) {
     float sum[4][16] = {{0}};
     const int np = n & ~63;
     for (int i = 0; i < np; i += 64)
@@ -39,88 +44,115 @@ static inline float dot_decode(const float *a, const sf_fp16 *b, int n) {
     return (float)s;
 }
 
-/* tinyBLAS (llamafile sgemm, AVX-512): one 16-lane FMA accumulator. */
-static inline float dot_batched(const float *a, const sf_fp16 *b, int n) {
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) acc[l] = fmaf(a[i + l], F16(b[i + l]), acc[l]);
-    float s = reduce16(acc);
-    for (; i < n; i++) s += a[i] * F16(b[i]); /* not reached for head dims % 16 == 0 */
-    return s;
+/* ggml_compute_forward_flash_attn_ext_f16_one_chunk over key cells
+ * [c0, c1) ∩ [lo, p]: online softmax, V accumulated in f16 (ggml_vec_mad_f16,
+ * ggml_vec_scale_f16). Leaves the unnormalized f32 accumulator in acc and the
+ * running max and sum in *M, *S (-inf and 0 when no key is visible). */
+static void vec_chunk(const sf_attn_args *a, const float *qh, int kh, int c0, int c1, float *acc, sf_fp16 *acc16,
+                      float *M_out, float *S_out) {
+    const int hk = a->head_dim_k, hv = a->head_dim_v;
+    memset(acc16, 0, sizeof(sf_fp16) * (size_t)hv);
+    float M = -INFINITY, S = 0.0f;
+    for (int s = c0; s < c1; s++) {
+        const sf_fp16 *kr = a->k + ((size_t)s * a->kv_stride + kh) * hk;
+        const sf_fp16 *vr = a->v + ((size_t)s * a->kv_stride + kh) * hv;
+        const float sc = dot_f16(qh, kr, hk) * a->scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (sc > M) { /* new maximum: rescale what was accumulated */
+            const float Mold = M;
+            M = sc;
+            ms = expf(Mold - M);
+            for (int d = 0; d < hv; d++) acc16[d] = SF_ATTN_TO_F16(F16(acc16[d]) * ms);
+        } else {
+            vs = expf(sc - M);
+        }
+        for (int d = 0; d < hv; d++) acc16[d] = SF_ATTN_TO_F16(fmaf(F16(vr[d]), vs, F16(acc16[d])));
+        S = fmaf(S, ms, vs); /* S = S*ms + vs, contracted by the compiler */
+    }
+    for (int d = 0; d < hv; d++) acc[d] = F16(acc16[d]);
+    *M_out = M;
+    *S_out = S;
 }
 
-void SF_ATTN_NAME(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *scores, float *qh,
-                       float *out) {
+static void path_vec(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *work, float *out) {
     const int hk = a->head_dim_k, hv = a->head_dim_v;
-    for (int d = 0; d < hk; d++) qh[d] = sf_fp16_to_fp32(sf_fp32_to_fp16(q[d]));
+    float *qh = work, *acc = qh + hk, *part = acc + hv;
+    sf_fp16 *acc16 = (sf_fp16 *)(part + hv);
+    for (int d = 0; d < hk; d++) qh[d] = F16(SF_ATTN_TO_F16(q[d])); /* q_to_vec_dot: f32 -> f16 */
 
-    /* scores, indexed from the 16-aligned block start so block sums line up
-     * with ggml's (which runs over the whole padded KV row) */
-    const int base = lo & ~15;
-    float mx = -INFINITY;
-    for (int s = lo; s <= p; s++) {
-        const sf_fp16 *kr = a->k + ((size_t)s * a->kv_stride + kh) * hk;
-        const float dot = a->batched ? dot_batched(qh, kr, hk) : dot_decode(qh, kr, hk);
-        const float w = dot * a->scale;
-        scores[s - base] = w;
-        mx = w > mx ? w : mx;
-    }
-    for (int s = base; s < lo; s++) scores[s - base] = 0.0f;
-    const int end = ((p + 16) & ~15); /* exclusive, block aligned */
-    for (int s = p + 1; s < end; s++) scores[s - base] = 0.0f;
-    double sum = 0.0;
-    for (int blk = base; blk < end; blk += 16) {
-        float *v = scores + (blk - base);
-        for (int l = 0; l < 16; l++) {
-            const int s = blk + l;
-            v[l] = (s >= lo && s <= p) ? sf_ggml_expf(v[l] - mx) : 0.0f;
-        }
-        sum += (double)reduce16(v);
-    }
-    const float inv = (float)(1.0 / sum);
-    for (int s = lo; s <= p; s++) /* probabilities, rounded to f16 for the V product */
-        scores[s - base] = sf_fp16_to_fp32(sf_fp32_to_fp16(scores[s - base] * inv));
-
-    /* out[d] = Σ_s P[s] · V[s][d], in the same accumulator shapes over s.
-     * s runs outermost so V rows are read contiguously; each (d, lane)
-     * accumulator still sees its terms in increasing s, as in ggml. */
-    enum { MAX_HV = 256 };
-    if (hv <= MAX_HV) {
-        float acc[4][MAX_HV][16]; /* [register][d][lane] */
-        const int regs = a->batched ? 1 : 4;
-        for (int r = 0; r < regs; r++) memset(acc[r], 0, sizeof(float) * 16 * (size_t)hv);
-        for (int s = lo; s <= p; s++) {
-            const float w = scores[s - base];
-            const sf_fp16 *vr = a->v + ((size_t)s * a->kv_stride + kh) * hv;
-            float (*A)[16] = acc[a->batched ? 0 : (s >> 4) & 3];
-            const int l = s & 15;
-            for (int d = 0; d < hv; d++) A[d][l] = fmaf(w, F16(vr[d]), A[d][l]);
-        }
-        for (int d = 0; d < hv; d++) {
-            if (!a->batched)
-                for (int l = 0; l < 16; l++) {
-                    acc[0][d][l] += acc[2][d][l];
-                    acc[1][d][l] += acc[3][d][l];
-                    acc[0][d][l] += acc[1][d][l];
-                }
-            out[d] = reduce16(acc[0][d]);
-        }
+    if (a->split_chunk <= 0) {
+        float M, S;
+        vec_chunk(a, qh, kh, lo, p + 1, acc, acc16, &M, &S);
+        const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+        for (int d = 0; d < hv; d++) out[d] = acc[d] * inv;
         return;
     }
-    for (int d = 0; d < hv; d++) {
-        float acc4[4][16] = {{0}};
-        for (int s = lo; s <= p; s++) {
-            const float vv = F16(a->v[((size_t)s * a->kv_stride + kh) * hv + d]);
-            float *A = acc4[a->batched ? 0 : (s >> 4) & 3];
-            A[s & 15] = fmaf(scores[s - base], vv, A[s & 15]);
-        }
-        if (!a->batched)
-            for (int l = 0; l < 16; l++) {
-                acc4[0][l] += acc4[2][l];
-                acc4[1][l] += acc4[3][l];
-                acc4[0][l] += acc4[1][l];
-            }
-        out[d] = reduce16(acc4[0]);
+    /* split-KV decode: one chunk of cells per thread, then
+     * ggml_flash_attn_ext_reduce_partials merges them in chunk order */
+    const int n_kv = ((p + 1 + 255) / 256) * 256, cs = a->split_chunk;
+    float Mf = -INFINITY, Sf = 0.0f;
+    memset(acc, 0, sizeof(float) * (size_t)hv);
+    for (int c0 = 0; c0 < n_kv; c0 += cs) {
+        const int b0 = c0 > lo ? c0 : lo, b1 = c0 + cs < p + 1 ? c0 + cs : p + 1;
+        if (b0 >= b1) continue; /* no visible key: S == 0, skipped */
+        float Mc, Sc;
+        vec_chunk(a, qh, kh, b0, b1, part, acc16, &Mc, &Sc);
+        if (Sc == 0.0f) continue;
+        const float Mn = fmaxf(Mf, Mc), so = expf(Mf - Mn), sn = expf(Mc - Mn);
+        for (int d = 0; d < hv; d++) acc[d] = fmaf(acc[d], so, part[d] * sn);
+        Sf = fmaf(Sf, so, Sc * sn);
+        Mf = Mn;
     }
+    const float inv = Sf != 0.0f ? 1.0f / Sf : 1.0f;
+    for (int d = 0; d < hv; d++) out[d] = acc[d] * inv;
+}
+
+/* ggml_compute_forward_flash_attn_ext_tiled for one query row: KV tiles of 64
+ * cells aligned to cell 0; a tile with no visible key is skipped. */
+static void path_tiled(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *work, float *out) {
+    enum { KV_TILE = 64 };
+    const int hk = a->head_dim_k, hv = a->head_dim_v;
+    float *kq = work, *acc = kq + KV_TILE;
+    memset(acc, 0, sizeof(float) * (size_t)hv);
+    float M = -INFINITY, S = 0.0f;
+    for (int t0 = lo & ~(KV_TILE - 1); t0 <= p; t0 += KV_TILE) {
+        const int a0 = t0 > lo ? t0 : lo, a1 = t0 + KV_TILE < p + 1 ? t0 + KV_TILE : p + 1;
+        float tmax = -INFINITY;
+        for (int s = a0; s < a1; s++) { /* simd_gemm: one FMA chain over the head dim */
+            const sf_fp16 *kr = a->k + ((size_t)s * a->kv_stride + kh) * hk;
+            float d = 0.0f;
+            for (int e = 0; e < hk; e++) d = fmaf(q[e], F16(kr[e]), d);
+            kq[s - t0] = d * a->scale;
+            tmax = kq[s - t0] > tmax ? kq[s - t0] : tmax;
+        }
+        const float Mnew = fmaxf(M, tmax);
+        if (Mnew > M) {
+            const float ms = expf(M - Mnew);
+            for (int d = 0; d < hv; d++) acc[d] *= ms;
+            S *= ms;
+        }
+        M = Mnew;
+        /* ggml_vec_soft_max_f32 over the whole tile (masked cells give 0) */
+        double sum = 0.0;
+        for (int b = 0; b < KV_TILE; b += 16) {
+            for (int l = 0; l < 16; l++) {
+                const int s = t0 + b + l;
+                kq[b + l] = (s >= a0 && s < a1) ? sf_ggml_expf(kq[b + l] - Mnew) : 0.0f;
+            }
+            sum += (double)reduce16(kq + b);
+        }
+        S = (float)((double)S + sum);
+        for (int s = a0; s < a1; s++) { /* simd_gemm: FMA chain over the tile's cells */
+            const sf_fp16 *vr = a->v + ((size_t)s * a->kv_stride + kh) * hv;
+            const float w = kq[s - t0];
+            for (int d = 0; d < hv; d++) acc[d] = fmaf(w, F16(vr[d]), acc[d]);
+        }
+    }
+    const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+    for (int d = 0; d < hv; d++) out[d] = acc[d] * inv;
+}
+
+void SF_ATTN_NAME(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *work, float *out) {
+    if (a->path == SF_ATTN_TILED) path_tiled(a, q, kh, lo, p, work, out);
+    else path_vec(a, q, kh, lo, p, work, out);
 }

@@ -1,5 +1,6 @@
 /* Context lifetime, KV cache bookkeeping and sf_decode batching. */
 #include "model/context.h"
+#include "model/attention.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,8 @@ sf_context *sf_context_new(sf_model *m, const sf_context_params *params) {
     c->att = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_max * hv, &rc);
     c->hb = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
     c->hb2 = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
-    c->scores = alloc_or_fail(sizeof(float) * (size_t)c->n_threads * (size_t)(c->n_ctx + 32), &rc);
+    c->attn_work = alloc_or_fail(
+        sizeof(float) * (size_t)c->n_threads * SF_ATTN_WORK_FLOATS((size_t)m->head_dim_k, (size_t)m->head_dim_v), &rc);
     c->pos = alloc_or_fail(sizeof(int) * B, &rc);
     c->tokens = alloc_or_fail(sizeof(int32_t) * B, &rc);
     c->logits = alloc_or_fail(sizeof(float) * B * (size_t)m->n_vocab, &rc);
@@ -94,7 +96,7 @@ void sf_context_free(sf_context *c) {
     free(c->k_cache);
     free(c->v_cache);
     free(c->x); free(c->xn); free(c->tmp); free(c->q); free(c->k); free(c->v); free(c->att);
-    free(c->hb); free(c->hb2); free(c->scores); free(c->pos); free(c->tokens); free(c->logits);
+    free(c->hb); free(c->hb2); free(c->attn_work); free(c->pos); free(c->tokens); free(c->logits);
     for (int k = 0; k < SF_ACT_KINDS; k++) free(c->act.buf[k]);
     free(c);
 }

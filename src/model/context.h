@@ -39,7 +39,7 @@ struct sf_context {
     float *att;    /* [B][n_head_max * head_dim_v] attention output */
     float *hb;     /* [B][n_ff_max] gated FFN hidden */
     float *hb2;    /* [B][n_ff_max] up projection */
-    float *scores; /* [n_threads][n_ctx + 32] attention scores (block-aligned) */
+    float *attn_work; /* [n_threads][SF_ATTN_WORK_FLOATS] attention scratch */
     int *pos;      /* [B] position of each token of the batch */
     int32_t *tokens; /* [B] */
     sf_act_buffers act;

@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "model/attention.h"
 #include "model/context.h"
+#include "model/debug_dump.h"
 #include "model/ops.h"
 #include "tensor/types.h"
 
@@ -50,7 +51,7 @@ static const sf_type g_kind_type[SF_ACT_KINDS] = {SF_TYPE_F32, SF_TYPE_F16, SF_T
                                                   SF_TYPE_Q8_0, SF_TYPE_Q8_1, SF_TYPE_Q8_K};
 
 static sf_matrix matrix_of(const sf_gguf_tensor *t) {
-    sf_matrix m = {t->data, t->type, t->ne[0], t->ne[1]};
+    sf_matrix m = {t->data, t->type, t->ne[0], t->ne[1], 0, 0};
     return m;
 }
 
@@ -144,6 +145,8 @@ static void region_rope_store(void *arg, int ith, int nth) {
             float *q = c->q + ((size_t)t * L->n_head + h) * hk;
             if (L->q_norm) sf_rmsnorm(q, q, L->q_norm->data, hk, m->norm_eps);
             sf_rope_apply(q, cs, m->n_rot, m->rope_type);
+            if (m->attn_q_prescale)
+                for (int d = 0; d < hk; d++) q[d] *= m->attn_scale;
         } else {
             const int kh = h - L->n_head;
             float *k = c->k + ((size_t)t * L->n_head_kv + kh) * hk;
@@ -165,18 +168,18 @@ static void region_attention(void *arg, int ith, int nth) {
     const sf_model *m = c->model;
     const sf_layer *L = j->L;
     const int group = L->n_head / L->n_head_kv;
-    const sf_attn_args a = {.k = c->k_cache[L->kv_slot], .v = c->v_cache[L->kv_slot], .kv_stride = L->n_head_kv,
-                            .head_dim_k = m->head_dim_k, .head_dim_v = m->head_dim_v, .scale = m->attn_scale,
-                            .batched = j->T > 1};
-    float *scores = c->scores + (size_t)ith * (c->n_ctx + 32);
-    float qh[1024]; /* head_dim_k <= 1024 (checked at load) */
+    sf_attn_args a = {.k = c->k_cache[L->kv_slot], .v = c->v_cache[L->kv_slot], .kv_stride = L->n_head_kv,
+                      .head_dim_k = m->head_dim_k, .head_dim_v = m->head_dim_v,
+                      .scale = m->attn_q_prescale ? 1.0f : m->attn_scale};
+    sf_attn_plan(&a, j->T, c->pos[j->T - 1], c->n_threads);
+    float *work = c->attn_work + (size_t)ith * SF_ATTN_WORK_FLOATS(m->head_dim_k, m->head_dim_v);
     int64_t i0, i1;
     sf_split_range((int64_t)j->T * L->n_head, ith, nth, 1, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
         const int t = (int)(i / L->n_head), h = (int)(i % L->n_head);
         const int p = c->pos[t];
         const int lo = (L->swa && m->n_swa > 0 && p - m->n_swa + 1 > 0) ? p - m->n_swa + 1 : 0;
-        sf_attention_head(&a, c->q + ((size_t)t * L->n_head + h) * m->head_dim_k, h / group, lo, p, scores, qh,
+        sf_attention_head(&a, c->q + ((size_t)t * L->n_head + h) * m->head_dim_k, h / group, lo, p, work,
                           c->att + ((size_t)t * L->n_head + h) * m->head_dim_v);
     }
 }
@@ -201,7 +204,7 @@ static void region_gate_up(void *arg, int ith, int nth) {
         sf_matmul_rows(&j->mats[i], c->act.buf[j->act_kind[i]], c->act.stride[j->act_kind[i]], j->T,
                        i == 0 ? c->hb : c->hb2, F, false, r0, r1);
     for (int t = 0; t < j->T; t++)
-        sf_glu(c->hb + (size_t)t * F + r0, c->hb + (size_t)t * F + r0, c->hb2 + (size_t)t * F + r0, (int)(r1 - r0),
+        sf_glu(c->hb + (size_t)t * F, c->hb + (size_t)t * F, c->hb2 + (size_t)t * F, (int)r0, (int)r1, F,
                c->model->ffn_act);
 }
 
@@ -243,6 +246,9 @@ static void attention_block(sf_context *c, const sf_layer *L, int T, const float
 
     sf_pool_run(c->pool, region_rope_store, &j);
     sf_pool_run(c->pool, region_attention, &j);
+    sf_debug_dump("attn_norm", (int)(L - m->layers), c->xn, T, E, E);
+    sf_debug_dump("Qcur", (int)(L - m->layers), c->q, T, L->n_head * m->head_dim_k, (size_t)L->n_head * m->head_dim_k);
+    sf_debug_dump("kqv_out", (int)(L - m->layers), c->att, T, L->n_head * m->head_dim_v, (size_t)L->n_head * m->head_dim_v);
 
     sf_job jq = {.c = c, .T = T, .src = c->att, .src_n = L->n_head * m->head_dim_v,
                  .quant_kinds = 1u << weight_kind(L->wo)};
@@ -251,9 +257,12 @@ static void attention_block(sf_context *c, const sf_layer *L, int T, const float
     float *o[1] = {L->attn_post_norm ? c->tmp : c->x};
     int64_t s[1] = {E};
     run_matmul(c, T, 1, w, o, s, !L->attn_post_norm);
+    if (L->attn_post_norm) sf_debug_dump("attn_out", (int)(L - m->layers), c->tmp, T, E, E);
 }
 
-static void ffn_block(sf_context *c, const sf_layer *L, int T, const float *pending_post) {
+/* ggml_batch: rows llama.cpp runs this FFN with (it drops the rows whose
+ * logits are not wanted before the last layer's FFN), which picks its kernel. */
+static void ffn_block(sf_context *c, const sf_layer *L, int T, const float *pending_post, int ggml_batch) {
     const sf_model *m = c->model;
     sf_job j = {.c = c, .L = L, .T = T, .src = pending_post, .norm_w = L->ffn_norm->data,
                 .quant_kinds = (1u << weight_kind(L->ffn_gate)) | (1u << weight_kind(L->ffn_up))};
@@ -261,16 +270,27 @@ static void ffn_block(sf_context *c, const sf_layer *L, int T, const float *pend
     j.n_mats = 2;
     j.mats[0] = matrix_of(L->ffn_gate);
     j.mats[1] = matrix_of(L->ffn_up);
+    j.mats[0].ggml_batch = j.mats[1].ggml_batch = ggml_batch;
+    j.mats[0].ggml_first = j.mats[1].ggml_first = T - ggml_batch;
     j.act_kind[0] = weight_kind(L->ffn_gate);
     j.act_kind[1] = weight_kind(L->ffn_up);
     sf_pool_run(c->pool, region_gate_up, &j);
+    sf_debug_dump("ffn_glu", (int)(L - m->layers), c->hb, T, L->n_ff, L->n_ff);
 
     sf_job jq = {.c = c, .T = T, .src = c->hb, .src_n = L->n_ff, .quant_kinds = 1u << weight_kind(L->ffn_down)};
     sf_pool_run(c->pool, region_quant_rows, &jq);
-    const sf_gguf_tensor *w[1] = {L->ffn_down};
-    float *o[1] = {L->ffn_post_norm ? c->tmp : c->x};
-    int64_t s[1] = {m->n_embd};
-    run_matmul(c, T, 1, w, o, s, !L->ffn_post_norm);
+    sf_debug_dump("ffn_norm", (int)(L - m->layers), c->xn, T, m->n_embd, m->n_embd);
+    sf_debug_dump("sa_out", (int)(L - m->layers), c->x, T, m->n_embd, m->n_embd);
+    sf_debug_dump("ffn_inp", (int)(L - m->layers), c->x, T, m->n_embd, m->n_embd);
+    sf_job jd = {.c = c, .T = T, .n_mats = 1, .accumulate = !L->ffn_post_norm};
+    jd.mats[0] = matrix_of(L->ffn_down);
+    jd.mats[0].ggml_batch = ggml_batch;
+    jd.mats[0].ggml_first = T - ggml_batch;
+    jd.outs[0] = L->ffn_post_norm ? c->tmp : c->x;
+    jd.out_stride[0] = m->n_embd;
+    jd.act_kind[0] = weight_kind(L->ffn_down);
+    sf_pool_run(c->pool, region_matmul, &jd);
+    if (L->ffn_post_norm) sf_debug_dump("ffn_out", (int)(L - m->layers), c->tmp, T, m->n_embd, m->n_embd);
 }
 
 int sf_forward(sf_context *c, const int32_t *tokens, int T, int logits_from) {
@@ -292,7 +312,8 @@ int sf_forward(sf_context *c, const int32_t *tokens, int T, int logits_from) {
             pending = L->attn_post_norm ? L->attn_post_norm->data : NULL;
         }
         if (L->n_ff > 0) {
-            ffn_block(c, L, T, pending);
+            const int n_out = T - logits_from;
+            ffn_block(c, L, T, pending, il == m->n_layer - 1 && n_out > 0 ? n_out : T);
             pending = L->ffn_post_norm ? L->ffn_post_norm->data : NULL;
         }
     }

@@ -44,6 +44,7 @@ struct sf_model {
     const float *rope_freq_factors;           /* [n_rot/2] divisors, or NULL */
     float embd_scale;                         /* 1, or sqrt(n_embd) for gemma */
     float attn_scale;                         /* applied to q·k */
+    bool attn_q_prescale;                     /* gemma3: q *= attn_scale after RoPE, as llama.cpp's graph does */
     int n_swa;                                /* sliding window, 0 = none */
     float final_logit_softcap;                /* 0 = none */
     sf_ffn_act ffn_act;

@@ -193,6 +193,7 @@ static int load_hparams(sf_model *m) {
     m->ffn_act = SF_ACT_SILU;
     if (m->arch == SF_ARCH_GEMMA3) {
         m->embd_scale = sqrtf((float)m->n_embd);
+        m->attn_q_prescale = true;
         m->rope_type = SF_ROPE_NEOX;
         m->ffn_act = SF_ACT_GELU;
         uint32_t swa = 0;

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <pthread.h>
 
+#include "model/attention.h"
 #include "tensor/fp16.h"
 
 void sf_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
@@ -37,8 +38,9 @@ void sf_rope_apply(float *x, const float *cs, int n_rot, sf_rope_type type) {
         if (type == SF_ROPE_NEOX) { a = &x[i]; b = &x[i + half]; }
         else { a = &x[2 * i]; b = &x[2 * i + 1]; }
         const float x0 = *a, x1 = *b;
-        *a = x0 * c - x1 * s;
-        *b = x0 * s + x1 * c;
+        /* ggml's rotate_pairs, as GCC contracts it (first product fused) */
+        *a = fmaf(x0, c, -(x1 * s));
+        *b = fmaf(x0, s, x1 * c);
     }
 }
 
@@ -50,22 +52,27 @@ static pthread_once_t g_gelu_once = PTHREAD_ONCE_INIT;
 static float gelu_tanh(float x) {
     const float sqrt_2_over_pi = 0.79788456080286535587989211986876f;
     const float coef_a = 0.044715f;
-    return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * x * (1.0f + coef_a * x * x)));
+    /* as ggml_gelu_f32 compiles with contraction (gnu11): one fused a*x*x + 1 */
+    return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * x * fmaf(coef_a * x, x, 1.0f)));
 }
 
 static void gelu_table_init(void) {
     for (uint32_t i = 0; i < (1u << 16); i++) g_gelu_table[i] = sf_fp32_to_fp16(gelu_tanh(sf_fp16_to_fp32((sf_fp16)i)));
 }
 
-void sf_glu(float *h, const float *g, const float *u, int n, sf_ffn_act act) {
+void sf_glu(float *h, const float *g, const float *u, int i0, int i1, int n_row, sf_ffn_act act) {
     if (act == SF_ACT_SILU) {
-        /* x / (1 + exp(-x)) * u with libm's expf: this reproduces llama.cpp's
-         * logits bit for bit at position 0, its vector exp does not */
-        for (int i = 0; i < n; i++) h[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+        /* ggml_vec_swiglu_f32: x / (1 + exp(-x)) * u, with ggml's vector exp
+         * over the row's whole 16-wide blocks and libm's expf for its tail */
+        const int nv = n_row & ~15;
+        for (int i = i0; i < i1; i++) {
+            const float e = i < nv ? sf_ggml_expf(-g[i]) : expf(-g[i]);
+            h[i] = (g[i] / (1.0f + e)) * u[i];
+        }
         return;
     }
     pthread_once(&g_gelu_once, gelu_table_init);
-    for (int i = 0; i < n; i++) {
+    for (int i = i0; i < i1; i++) {
         const float x = g[i];
         float a;
         if (x <= -10.0f) a = 0.0f;

@@ -17,7 +17,7 @@ void sf_rope_table(float *cs, int n_rot, int pos, float base, float freq_scale, 
 void sf_rope_apply(float *x, const float *cs, int n_rot, sf_rope_type type);
 
 /* h[i] = act(g[i]) * u[i] for SiLU (SwiGLU) or tanh-GELU (GeGLU). */
-void sf_glu(float *h, const float *g, const float *u, int n, sf_ffn_act act);
+void sf_glu(float *h, const float *g, const float *u, int i0, int i1, int n_row, sf_ffn_act act);
 
 /* In-place softmax of x[n]; returns nothing, x sums to 1. */
 void sf_softmax(float *x, int n);

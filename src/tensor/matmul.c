@@ -1,5 +1,7 @@
 #include "tensor/matmul.h"
 
+#include "tensor/ggml_batch.h"
+
 /* Rows are processed in tiles so one tile of weight rows stays in L1 while
  * every token's activation row streams past it (weights read once per tile
  * of tokens, not once per token). */
@@ -8,6 +10,7 @@ enum { ROW_TILE = 8 };
 void sf_matmul_rows(const sf_matrix *w, const void *x, size_t x_stride, int T, float *y, int64_t y_stride,
                     bool accumulate, int64_t r0, int64_t r1) {
     const sf_type_traits *tr = sf_type_fast(w->type);
+    const int ggml_batch = w->ggml_batch > 0 ? w->ggml_batch : T;
     const size_t row_bytes = sf_type_row_bytes(w->type, w->n_in);
     const uint8_t *wd = w->data;
     const uint8_t *xd = x;
@@ -16,8 +19,10 @@ void sf_matmul_rows(const sf_matrix *w, const void *x, size_t x_stride, int T, f
         for (int t = 0; t < T; t++) {
             const void *xt = xd + (size_t)t * x_stride;
             float *yt = y + (int64_t)t * y_stride;
+            sf_vec_dot_fn dot = sf_ggml_batch_dot(w->type, w->n_out, ggml_batch, t - w->ggml_first);
+            if (!dot) dot = tr->vec_dot;
             for (int64_t r = rt; r < re; r++) {
-                float v = tr->vec_dot(w->n_in, wd + (size_t)r * row_bytes, xt);
+                float v = dot(w->n_in, wd + (size_t)r * row_bytes, xt);
                 yt[r] = accumulate ? yt[r] + v : v;
             }
         }

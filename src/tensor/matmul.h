@@ -15,6 +15,9 @@ typedef struct {
     const void *data;   /* weight rows: [n_out][row_bytes] */
     sf_type type;
     int64_t n_in, n_out;
+    int ggml_batch;     /* batch size llama.cpp would run this product with
+                         * (selects its kernel, tensor/ggml_batch.h); 0: T */
+    int ggml_first;     /* our token index of llama.cpp's row 0 of that batch */
 } sf_matrix;
 
 /* Rows [r0, r1) of y (y[t * y_stride + r], f32) for tokens 0..T-1.

@@ -21,6 +21,7 @@
 
 #include "tensor/blocks.h"
 #include "tensor/quant_ref.h"
+#include "tensor/types.h"
 
 #define QK_K SF_QK_K
 
@@ -606,4 +607,70 @@ void sf_ref_quantize_q8_K(const float *src, void *dst, int64_t n) {
         }
         memcpy(p + i * sizeof b, &b, sizeof b);
     }
+}
+
+/* ------------------------------------------- integer parts of a block dot */
+
+int sf_kquant_block_ints_range(int type, const void *wblock, const void *q8k, int j0, int j1, sf_kquant_ints *out) {
+    sf_block_q8_K y;
+    memcpy(&y, q8k, sizeof y);
+    int32_t s1 = 0, s2 = 0;
+    switch (type) {
+    case SF_TYPE_Q4_K:
+    case SF_TYPE_Q5_K: {
+        sf_block_q5_K x5;
+        sf_block_q4_K x4;
+        const uint8_t *scales, *qs, *qh = NULL;
+        sf_fp16 d, dmin;
+        if (type == SF_TYPE_Q4_K) {
+            memcpy(&x4, wblock, sizeof x4);
+            scales = x4.scales; qs = x4.qs; d = x4.d; dmin = x4.dmin;
+        } else {
+            memcpy(&x5, wblock, sizeof x5);
+            scales = x5.scales; qs = x5.qs; qh = x5.qh; d = x5.d; dmin = x5.dmin;
+        }
+        for (int s = j0; s < j1; s++) {
+            int sc, m;
+            get_scale_min_k4(s, scales, &sc, &m);
+            s2 += (y.bsums[2 * s] + y.bsums[2 * s + 1]) * m;
+            int32_t isum = 0;
+            for (int e = 32 * s; e < 32 * s + 32; e++)
+                isum += y.qs[e] * (q4_K_low(qs, e) + (qh && ((qh[e % 32] >> s) & 1) ? 16 : 0));
+            s1 += sc * isum;
+        }
+        out->d0 = sf_fp16_to_fp32(d);
+        out->dmin0 = sf_fp16_to_fp32(dmin);
+        break;
+    }
+    case SF_TYPE_Q6_K: {
+        sf_block_q6_K x;
+        memcpy(&x, wblock, sizeof x);
+        for (int s = 2 * j0; s < 2 * j1; s++) {
+            int32_t isum = 0;
+            for (int e = 16 * s; e < 16 * s + 16; e++) isum += y.qs[e] * q6_K_value(&x, e);
+            s1 += x.scales[s] * isum;
+        }
+        out->d0 = sf_fp16_to_fp32(x.d);
+        out->dmin0 = 0.0f;
+        break;
+    }
+    case SF_TYPE_Q3_K: {
+        sf_block_q3_K x;
+        memcpy(&x, wblock, sizeof x);
+        for (int s = 2 * j0; s < 2 * j1; s++) {
+            int32_t isum = 0;
+            for (int e = 16 * s; e < 16 * s + 16; e++) isum += y.qs[e] * q3_K_value(&x, e);
+            s1 += get_scale_q3_K(s, x.scales) * isum;
+        }
+        out->d0 = sf_fp16_to_fp32(x.d);
+        out->dmin0 = 0.0f;
+        break;
+    }
+    default:
+        return -1;
+    }
+    out->s1 = s1;
+    out->s2 = s2;
+    out->d1 = y.d;
+    return 0;
 }

@@ -83,4 +83,17 @@ static inline int sf_trunc_sat(float x, int lo, int hi) {
     return (int)x;
 }
 
+/* The integer parts of one K-quant block's dot product with a Q8_K block:
+ * s1 = sum over sub-blocks of scale * sum(q * q8), s2 = sum of min * bsum
+ * (Q4_K/Q5_K only), with the block's d, dmin and the Q8_K d. For kernels that
+ * combine them in a specific float order (tensor/ggml_batch.c).
+ * Only the 32-value sub-block range [j0, j1) of the block is summed (0, 8:
+ * all). type: SF_TYPE_Q3_K/Q4_K/Q5_K/Q6_K; returns -1 for any other. */
+typedef struct {
+    int32_t s1, s2;
+    float d0, dmin0, d1;
+} sf_kquant_ints;
+int sf_kquant_block_ints_range(int type, const void *wblock, const void *q8k, int j0, int j1,
+                               sf_kquant_ints *out);
+
 #endif

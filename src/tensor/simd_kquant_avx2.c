@@ -85,7 +85,7 @@ float sf_avx2_vec_dot_q5_K(int64_t n, const void *w, const void *a) {
  * for r < 2, high for r >= 2), high 2 bits from qh[32h + l] >> 2r; q - 32. */
 float sf_avx2_vec_dot_q6_K(int64_t n, const void *w, const void *a) {
     const uint8_t *x = w, *y = a; /* [n/256] Q6_K blocks, [n/256] Q8_K blocks */
-    float sum = 0.0f;
+    __m256 acc = _mm256_setzero_ps(); /* ggml's order: 8 lanes of d * partial sums, one hsum */
     for (int64_t i = 0; i < n / SF_QK_K; i++, x += sizeof(sf_block_q6_K), y += sizeof(sf_block_q8_K)) {
         const float d = sf_x86_load_f32(y + offsetof(sf_block_q8_K, d)) * sf_x86_load_f16(x + offsetof(sf_block_q6_K, d));
         const __m256i sc16 = _mm256_cvtepi8_epi16(sf_x86_loadu128(x + offsetof(sf_block_q6_K, scales)));
@@ -109,10 +109,9 @@ float sf_avx2_vec_dot_q6_K(int64_t n, const void *w, const void *a) {
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot16(q[r], q8 + 128 * h + 32 * r),
                                                                 sf_x86_scale_pair(sc16, 4 * h + r)));
         }
-        const int isum = sf_x86_hsum_epi32(sumi);
-        sum += d * isum;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return sum;
+    return sf_x86_hsum_ps(acc);
 }
 
 /* ------------------------------------------------ Q3_K, Q2_K (16 x 16 values) */
