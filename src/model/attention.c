@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* f16 -> f32 by table (as ggml does): the inner loops convert every K and V
@@ -34,19 +35,29 @@ void sf_attn_plan(sf_attn_args *a, int n_tokens, int p_last, int n_threads) {
     a->split_chunk = (n_tokens == 1 && n_kv >= 512) ? (n_kv + n_threads - 1) / n_threads : 0;
 }
 
-#define SF_ATTN_NAME sf_attention_head_generic
 #define SF_ATTN_TO_F16(x) sf_fp32_to_fp16(x)
 #include "model/attention_impl.h"
 
 void sf_attention_head_avx2(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *work, float *out);
+void sf_attention_tiled_avx2(const sf_attn_args *a, const sf_attn_item *it, float *work);
+
+static bool use_avx2(const sf_attn_args *a) {
+#if defined(__x86_64__)
+    return strcmp(sf_cpu_isa(), "scalar") != 0 && a->head_dim_k % 8 == 0 && a->head_dim_v % 8 == 0;
+#else
+    (void)a;
+    return false;
+#endif
+}
 
 void sf_attention_head(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *work, float *out) {
     pthread_once(&g_table_once, table_init);
-#if defined(__x86_64__)
-    if (strcmp(sf_cpu_isa(), "scalar") != 0) {
-        sf_attention_head_avx2(a, q, kh, lo, p, work, out);
-        return;
-    }
-#endif
-    sf_attention_head_generic(a, q, kh, lo, p, work, out);
+    if (use_avx2(a)) sf_attention_head_avx2(a, q, kh, lo, p, work, out);
+    else sf_attention_head_generic(a, q, kh, lo, p, work, out);
+}
+
+void sf_attention_tiled(const sf_attn_args *a, const sf_attn_item *it, float *work) {
+    pthread_once(&g_table_once, table_init);
+    if (use_avx2(a)) sf_attention_tiled_avx2(a, it, work);
+    else sf_attention_tiled_generic(a, it, work);
 }

@@ -1,7 +1,5 @@
-/* The attention head kernel, included by attention.c (portable build) and
- * attention_avx2.c (built with FMA/F16C, where fmaf is one instruction):
- * one source, two compilations, identical results (fmaf is exact either way).
- * The includer defines SF_ATTN_NAME and SF_ATTN_TO_F16(float) -> sf_fp16.
+/* The portable attention kernels (included once, by attention.c): the
+ * reference for the AVX2 ones in attention_avx2.c, and what runs without AVX2.
  *
  * Each function mirrors one piece of ggml-cpu's flash attention
  * (ggml_compute_forward_flash_attn_ext_f16 and friends, AVX-512 build); the
@@ -152,7 +150,19 @@ static void path_tiled(const sf_attn_args *a, const float *q, int kh, int lo, in
     for (int d = 0; d < hv; d++) out[d] = acc[d] * inv;
 }
 
-void SF_ATTN_NAME(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *work, float *out) {
-    if (a->path == SF_ATTN_TILED) path_tiled(a, q, kh, lo, p, work, out);
-    else path_vec(a, q, kh, lo, p, work, out);
+void sf_attention_head_generic(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *work,
+                               float *out) {
+    pthread_once(&g_table_once, table_init);
+    path_vec(a, q, kh, lo, p, work, out);
+}
+
+void sf_attention_tiled_generic(const sf_attn_args *a, const sf_attn_item *it, float *work) {
+    pthread_once(&g_table_once, table_init);
+    for (int t = it->t0; t < it->t1; t++) {
+        const int p = it->pos[t];
+        const int lo = it->n_swa > 0 && p - it->n_swa + 1 > 0 ? p - it->n_swa + 1 : 0;
+        for (int h = it->h0; h < it->h0 + it->n_h; h++)
+            path_tiled(a, it->q + (size_t)t * it->q_stride + (size_t)h * a->head_dim_k, it->kh, lo, p, work,
+                       it->out + (size_t)t * it->out_stride + (size_t)h * a->head_dim_v);
+    }
 }

@@ -66,8 +66,12 @@ sf_context *sf_context_new(sf_model *m, const sf_context_params *params) {
     c->att = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_max * hv, &rc);
     c->hb = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
     c->hb2 = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
-    c->attn_work = alloc_or_fail(
-        sizeof(float) * (size_t)c->n_threads * SF_ATTN_WORK_FLOATS((size_t)m->head_dim_k, (size_t)m->head_dim_v), &rc);
+    int group = 1; /* most query heads sharing one KV head, over layers */
+    for (int il = 0; il < m->n_layer; il++)
+        if (m->layers[il].n_head_kv > 0 && m->layers[il].n_head / m->layers[il].n_head_kv > group)
+            group = m->layers[il].n_head / m->layers[il].n_head_kv;
+    c->attn_work_floats = SF_ATTN_WORK_FLOATS((size_t)m->head_dim_k, (size_t)m->head_dim_v, (size_t)group);
+    c->attn_work = alloc_or_fail(sizeof(float) * (size_t)c->n_threads * c->attn_work_floats, &rc);
     c->pos = alloc_or_fail(sizeof(int) * B, &rc);
     c->tokens = alloc_or_fail(sizeof(int32_t) * B, &rc);
     c->logits = alloc_or_fail(sizeof(float) * B * (size_t)m->n_vocab, &rc);

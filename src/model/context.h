@@ -39,7 +39,8 @@ struct sf_context {
     float *att;    /* [B][n_head_max * head_dim_v] attention output */
     float *hb;     /* [B][n_ff_max] gated FFN hidden */
     float *hb2;    /* [B][n_ff_max] up projection */
-    float *attn_work; /* [n_threads][SF_ATTN_WORK_FLOATS] attention scratch */
+    float *attn_work; /* [n_threads][attn_work_floats] attention scratch */
+    size_t attn_work_floats;
     int *pos;      /* [B] position of each token of the batch */
     int32_t *tokens; /* [B] */
     sf_act_buffers act;

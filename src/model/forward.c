@@ -161,26 +161,45 @@ static void region_rope_store(void *arg, int ith, int nth) {
     }
 }
 
-/* Causal (optionally sliding-window) attention for each (token, head). */
+/* Causal (optionally sliding-window) attention. VEC path: one work unit per
+ * (token, head); TILED path: per (KV head, block of tokens), so the KV tiles
+ * are converted once for all the query heads that share them. */
 static void region_attention(void *arg, int ith, int nth) {
     sf_job *j = arg;
     sf_context *c = j->c;
     const sf_model *m = c->model;
     const sf_layer *L = j->L;
     const int group = L->n_head / L->n_head_kv;
+    const int n_swa = L->swa && m->n_swa > 0 ? m->n_swa : 0;
     sf_attn_args a = {.k = c->k_cache[L->kv_slot], .v = c->v_cache[L->kv_slot], .kv_stride = L->n_head_kv,
                       .head_dim_k = m->head_dim_k, .head_dim_v = m->head_dim_v,
                       .scale = m->attn_q_prescale ? 1.0f : m->attn_scale};
     sf_attn_plan(&a, j->T, c->pos[j->T - 1], c->n_threads);
-    float *work = c->attn_work + (size_t)ith * SF_ATTN_WORK_FLOATS(m->head_dim_k, m->head_dim_v);
+    float *work = c->attn_work + (size_t)ith * c->attn_work_floats;
+    const int q_stride = L->n_head * m->head_dim_k, o_stride = L->n_head * m->head_dim_v;
+    if (a.path == SF_ATTN_TILED) {
+        const int n_blocks = (j->T + SF_ATTN_ITEM_TOKENS - 1) / SF_ATTN_ITEM_TOKENS;
+        int64_t i0, i1;
+        sf_split_range((int64_t)n_blocks * L->n_head_kv, ith, nth, 1, &i0, &i1);
+        for (int64_t i = i0; i < i1; i++) {
+            const int blk = (int)(i / L->n_head_kv), kh = (int)(i % L->n_head_kv);
+            const int t0 = blk * SF_ATTN_ITEM_TOKENS;
+            const sf_attn_item it = {.q = c->q, .q_stride = q_stride, .out = c->att, .out_stride = o_stride,
+                                     .pos = c->pos, .t0 = t0,
+                                     .t1 = t0 + SF_ATTN_ITEM_TOKENS < j->T ? t0 + SF_ATTN_ITEM_TOKENS : j->T,
+                                     .h0 = kh * group, .n_h = group, .kh = kh, .n_swa = n_swa};
+            sf_attention_tiled(&a, &it, work);
+        }
+        return;
+    }
     int64_t i0, i1;
     sf_split_range((int64_t)j->T * L->n_head, ith, nth, 1, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
         const int t = (int)(i / L->n_head), h = (int)(i % L->n_head);
         const int p = c->pos[t];
-        const int lo = (L->swa && m->n_swa > 0 && p - m->n_swa + 1 > 0) ? p - m->n_swa + 1 : 0;
-        sf_attention_head(&a, c->q + ((size_t)t * L->n_head + h) * m->head_dim_k, h / group, lo, p, work,
-                          c->att + ((size_t)t * L->n_head + h) * m->head_dim_v);
+        const int lo = n_swa > 0 && p - n_swa + 1 > 0 ? p - n_swa + 1 : 0;
+        sf_attention_head(&a, c->q + (size_t)t * q_stride + (size_t)h * m->head_dim_k, h / group, lo, p, work,
+                          c->att + (size_t)t * o_stride + (size_t)h * m->head_dim_v);
     }
 }
 
