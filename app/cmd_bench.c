@@ -1,4 +1,6 @@
-/* sparsefuse bench: llama-bench's pp/tg tests as a markdown table. */
+/* sparsefuse bench: llama-bench's pp/tg tests as a markdown table (or CSV /
+ * JSON), with the effective weight bandwidth, the barriers per forward step
+ * and, with --bandwidth, a STREAM-like memory copy test. */
 #include <stdio.h>
 #include <string.h>
 
@@ -6,9 +8,59 @@
 #include "common.h"
 #include "sparsefuse_eval.h"
 
-static void print_row(const sf_model_info *info, int threads, const char *test, const sf_bench_result *r) {
-    char model[96], size[32], params[32], tps[48];
-    snprintf(model, sizeof model, "%s %.0fM %s", info->arch, (double)info->n_params / 1e6, info->ftype);
+typedef enum { OUT_MD, OUT_CSV, OUT_JSON } out_format;
+
+typedef struct {
+    out_format fmt;
+    int n_threads;
+    int n_items; /* objects / rows printed so far */
+    char model[96];
+    const sf_model_info *info;
+} printer;
+
+/* ------------------------------------------------------------- bandwidth */
+
+static void print_bandwidth(printer *p, const sf_bandwidth_result *bw) {
+    switch (p->fmt) {
+    case OUT_MD:
+        printf("memory bandwidth (copy, 2 x %zu MiB, %d threads, %d reps): best %.2f GB/s, median %.2f GB/s "
+               "(bytes read + written)\n",
+               bw->array_bytes >> 20, bw->n_threads, bw->reps, bw->gbps_best, bw->gbps_median);
+        break;
+    case OUT_CSV:
+        printf("bandwidth,,,,%d,,%d,,,%.3f,,,\n", bw->n_threads, bw->reps, bw->gbps_best);
+        break;
+    case OUT_JSON:
+        printf("%s  {\"test\": \"bandwidth\", \"n_threads\": %d, \"reps\": %d, \"array_bytes\": %zu, "
+               "\"gbps\": %.3f, \"gbps_median\": %.3f}",
+               p->n_items ? ",\n" : "", bw->n_threads, bw->reps, bw->array_bytes, bw->gbps_best, bw->gbps_median);
+        break;
+    }
+    p->n_items++;
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void print_md_header(void) {
+    printf("| %-30s | %10s | %10s | %-10s | %7s | %15s | %20s | %10s |\n", "model", "size", "params", "backend",
+           "threads", "test", "t/s", "GB/s");
+    printf("| ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: "
+           "| -------------------: | ---------: |\n");
+}
+
+/* Start of a csv / json document (md prints a table header per model). */
+static void print_doc_start(const printer *p) {
+    if (p->fmt == OUT_CSV)
+        printf("test,model,size_bytes,n_params,n_threads,n_tokens,reps,tps_mean,tps_std,gbps,weight_bytes,"
+               "barriers_per_step,samples\n");
+    if (p->fmt == OUT_JSON) printf("[\n");
+    fflush(stdout);
+}
+
+static void print_md_row(const printer *p, const char *test, const sf_bench_result *r) {
+    const sf_model_info *info = p->info;
+    char size[32], params[32], tps[48];
     double mib = (double)info->size_bytes / (1024.0 * 1024.0);
     if (mib >= 1024.0) snprintf(size, sizeof size, "%.2f GiB", mib / 1024.0);
     else snprintf(size, sizeof size, "%.2f MiB", mib);
@@ -16,50 +68,92 @@ static void print_row(const sf_model_info *info, int threads, const char *test, 
     else snprintf(params, sizeof params, "%.2f M", (double)info->n_params / 1e6);
     snprintf(tps, sizeof tps, "%.2f ± %.2f", r->tps_mean, r->tps_std);
     /* "±" is 2 bytes but one column: pad by one more */
-    printf("| %-30s | %10s | %10s | %-10s | %7d | %15s | %21s |\n", model, size, params, "CPU", threads, test, tps);
+    printf("| %-30s | %10s | %10s | %-10s | %7d | %15s | %21s | %10.2f |\n", p->model, size, params, "CPU",
+           p->n_threads, test, tps, r->gbps);
+}
+
+static void print_row(printer *p, const char *test, const sf_bench_result *r) {
+    switch (p->fmt) {
+    case OUT_MD:
+        print_md_row(p, test, r);
+        break;
+    case OUT_CSV:
+        printf("%s,%s,%llu,%lld,%d,%d,%d,%.4f,%.4f,%.3f,%llu,%d,", test, p->model,
+               (unsigned long long)p->info->size_bytes, (long long)p->info->n_params, p->n_threads, r->n_tokens,
+               r->reps, r->tps_mean, r->tps_std, r->gbps, (unsigned long long)r->weight_bytes, r->barriers_per_step);
+        for (int i = 0; i < r->reps; i++) printf("%s%.4f", i ? " " : "", r->samples[i]);
+        printf("\n");
+        break;
+    case OUT_JSON:
+        printf("%s  {\"test\": \"%s\", \"model\": \"%s\", \"size_bytes\": %llu, \"n_params\": %lld, "
+               "\"n_threads\": %d, \"n_tokens\": %d, \"reps\": %d, \"tps_mean\": %.4f, \"tps_std\": %.4f, "
+               "\"samples\": [",
+               p->n_items ? ",\n" : "", test, p->model, (unsigned long long)p->info->size_bytes,
+               (long long)p->info->n_params, p->n_threads, r->n_tokens, r->reps, r->tps_mean, r->tps_std);
+        for (int i = 0; i < r->reps; i++) printf("%s%.4f", i ? ", " : "", r->samples[i]);
+        printf("], \"gbps\": %.3f, \"weight_bytes\": %llu, \"barriers_per_step\": %d}", r->gbps,
+               (unsigned long long)r->weight_bytes, r->barriers_per_step);
+        break;
+    }
+    p->n_items++;
     fflush(stdout);
 }
 
-int cmd_bench(int argc, char **argv) {
-    app_model_opts mo = {0};
-    sf_bench_params bp = sf_bench_default_params();
-    const arg_spec args[] = {
-        APP_MODEL_ARGS(&mo),
-        {"-p", "--n-prompt", ARG_INT, &bp.n_prompt, "N", "prompt-processing test length; 0 skips it (default: 512)",
-         0, 1 << 20, NULL},
-        {"-n", "--n-gen", ARG_INT, &bp.n_gen, "N", "generation test length; 0 skips it (default: 128)", 0, 1 << 20,
-         NULL},
-        {"-r", "--repetitions", ARG_INT, &bp.reps, "N", "timed repetitions per test (default: 5)", 1, 1000, NULL},
-    };
-    const cmd_spec cmd = {
-        "bench", "[options]",
-        "Measures speed as llama-bench does: ppN decodes N random tokens as one prompt,\n"
-        "tgN generates N tokens one at a time (random tokens: nothing is tokenized or\n"
-        "sampled inside the timing). Each test runs once to warm up, then -r timed times;\n"
-        "t/s is the mean ± standard deviation. Prints a markdown table to stdout.",
-        args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
-    int rc = args_parse(&cmd, argc, argv);
-    if (rc >= 0) return rc;
-    if (bp.n_prompt == 0 && bp.n_gen == 0) return args_error(&cmd, "both tests are off (-p 0 -n 0)");
-    const char *path = app_model_path(&cmd, mo.model);
-    if (!path) return APP_EXIT_USAGE;
-    sf_model *m = app_load_model(&cmd, &mo, path);
+/* The lines under the markdown table: barriers per step and what GB/s means. */
+static void print_md_notes(const sf_bench_result *pp, const sf_bench_result *tg, int n_batch) {
+    if (tg) {
+        if (tg->barriers_per_step >= 0) printf("\nbarriers per token (decode): %d\n", tg->barriers_per_step);
+        else printf("\nbarriers per token (decode): unknown\n");
+    }
+    if (pp) {
+        if (pp->barriers_per_step >= 0)
+            printf("%sbarriers per pp%d batch (%d tokens per batch): %d\n", tg ? "" : "\n", pp->n_tokens,
+                   n_batch < pp->n_tokens ? n_batch : pp->n_tokens, pp->barriers_per_step);
+        else printf("%sbarriers per pp%d batch: unknown\n", tg ? "" : "\n", pp->n_tokens);
+    }
+    const sf_bench_result *r = tg ? tg : pp;
+    printf("GB/s: weight matrices read per forward step (%.2f MiB) x steps/s; tg: one step per token, "
+           "pp: one per batch\n",
+           (double)r->weight_bytes / (1024.0 * 1024.0));
+}
+
+/* ------------------------------------------------------------------- main */
+
+static int parse_format(const char *s, out_format *fmt) {
+    if (!s || !strcmp(s, "md")) *fmt = OUT_MD;
+    else if (!strcmp(s, "csv")) *fmt = OUT_CSV;
+    else if (!strcmp(s, "json")) *fmt = OUT_JSON;
+    else return -1;
+    return 0;
+}
+
+static int run_bandwidth(const cmd_spec *cmd, printer *p) {
+    sf_bandwidth_params bwp = sf_bandwidth_default_params();
+    bwp.n_threads = p->n_threads;
+    sf_bandwidth_result bw;
+    if (sf_eval_bandwidth(&bwp, &bw) != SF_OK) return app_fail(cmd, "memory bandwidth");
+    print_bandwidth(p, &bw);
+    return APP_EXIT_OK;
+}
+
+/* pp then tg on the model at path; prints the rows and, for md, the notes. */
+static int run_tests(const cmd_spec *cmd, const app_model_opts *mo, const char *path, sf_bench_params bp,
+                     printer *p) {
+    sf_model *m = app_load_model(cmd, mo, path);
     if (!m) return APP_EXIT_RUNTIME;
     sf_model_info info;
     sf_model_get_info(m, &info);
-    int threads = mo.threads > 0 ? mo.threads : app_physical_cores();
-    bp.n_threads = threads;
-    bp.n_batch = mo.batch;
-
-    printf("| %-30s | %10s | %10s | %-10s | %7s | %15s | %20s |\n", "model", "size", "params", "backend",
-           "threads", "test", "t/s");
-    printf("| ------------------------------ | ---------: | ---------: | ---------- | ------: | --------------: "
-           "| -------------------: |\n");
+    p->info = &info;
+    snprintf(p->model, sizeof p->model, "%s %.0fM %s", info.arch, (double)info.n_params / 1e6, info.ftype);
+    bp.n_threads = p->n_threads;
+    bp.n_batch = mo->batch;
+    if (p->fmt == OUT_MD) print_md_header();
     fflush(stdout);
-    rc = APP_EXIT_OK;
+    sf_bench_result pp, tg;
+    bool have_pp = false, have_tg = false;
+    int rc = APP_EXIT_OK;
     for (int pass = 0; pass < 2 && rc == APP_EXIT_OK; pass++) {
         sf_bench_params one = bp;
-        sf_bench_result r;
         char test[32];
         if (pass == 0) {
             if (bp.n_prompt == 0) continue;
@@ -70,11 +164,76 @@ int cmd_bench(int argc, char **argv) {
             one.n_prompt = 0;
             snprintf(test, sizeof test, "tg%d", bp.n_gen);
         }
-        if (sf_eval_bench(m, &one, pass == 0 ? &r : NULL, pass == 1 ? &r : NULL) != SF_OK)
-            rc = app_fail(&cmd, test);
-        else
-            print_row(&info, threads, test, &r);
+        sf_bench_result *r = pass == 0 ? &pp : &tg;
+        if (sf_eval_bench(m, &one, pass == 0 ? r : NULL, pass == 1 ? r : NULL) != SF_OK) {
+            rc = app_fail(cmd, test);
+        } else {
+            print_row(p, test, r);
+            if (pass == 0) have_pp = true;
+            else have_tg = true;
+        }
     }
+    if (p->fmt == OUT_MD && (have_pp || have_tg))
+        print_md_notes(have_pp ? &pp : NULL, have_tg ? &tg : NULL, mo->batch > 0 ? mo->batch : 512);
+    p->info = NULL;
     sf_model_free(m);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+    app_model_opts mo = {0};
+    sf_bench_params bp = sf_bench_default_params();
+    bool bandwidth = false;
+    const char *output = NULL;
+    const arg_spec args[] = {
+        APP_MODEL_ARGS(&mo),
+        {"-p", "--n-prompt", ARG_INT, &bp.n_prompt, "N", "prompt-processing test length; 0 skips it (default: 512)",
+         0, 1 << 20, NULL},
+        {"-n", "--n-gen", ARG_INT, &bp.n_gen, "N", "generation test length; 0 skips it (default: 128)", 0, 1 << 20,
+         NULL},
+        {"-r", "--repetitions", ARG_INT, &bp.reps, "N", "timed repetitions per test (default: 5)", 1,
+         SF_BENCH_MAX_REPS, NULL},
+        {NULL, "--bandwidth", ARG_FLAG, &bandwidth, NULL,
+         "also measure memory bandwidth (copy of 2 x 256 MiB with the -t threads, best and median of 5);"
+         " without -m, only that",
+         0, 0, NULL},
+        {"-o", "--output", ARG_STR, &output, "FMT", "md, csv or json (default: md)", 0, 0, NULL},
+    };
+    const cmd_spec cmd = {
+        "bench", "[options]",
+        "Measures speed as llama-bench does: ppN decodes N random tokens as one prompt,\n"
+        "tgN generates N tokens one at a time (random tokens: nothing is tokenized or\n"
+        "sampled inside the timing). Each test runs once to warm up, then -r timed times;\n"
+        "t/s is the mean ± standard deviation. GB/s is the effective weight bandwidth:\n"
+        "the bytes of every weight matrix a forward step reads (all 2-D layer weights and\n"
+        "the output matrix) times forward steps per second (tg: one step per token, pp:\n"
+        "one per batch of -b tokens). Under the table: the thread-pool barriers per token\n"
+        "(tg) and per batch (pp).\n"
+        "Output goes to stdout: a markdown table (md); csv, one row per test with a\n"
+        "header; or json, an array with one object per test (test, n_threads, n_tokens,\n"
+        "reps, tps_mean, tps_std, samples: t/s of each repetition, gbps, weight_bytes,\n"
+        "barriers_per_step). The --bandwidth result is a row/object with test\n"
+        "\"bandwidth\" (gbps: the best copy rate, bytes read + written, 1 GB = 1e9 B).",
+        args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
+    int rc = args_parse(&cmd, argc, argv);
+    if (rc >= 0) return rc;
+    printer p = {0};
+    if (parse_format(output, &p.fmt) != 0)
+        return args_error(&cmd, "--output: '%s' is not one of md, csv, json", output);
+    const bool tests = !bandwidth || mo.model; /* --bandwidth alone: no model */
+    if (tests && bp.n_prompt == 0 && bp.n_gen == 0) return args_error(&cmd, "both tests are off (-p 0 -n 0)");
+    const char *path = NULL;
+    if (tests && !(path = app_model_path(&cmd, mo.model))) return APP_EXIT_USAGE;
+    p.n_threads = mo.threads > 0 ? mo.threads : app_physical_cores();
+
+    print_doc_start(&p);
+    rc = APP_EXIT_OK;
+    if (bandwidth) rc = run_bandwidth(&cmd, &p);
+    if (rc == APP_EXIT_OK && tests) {
+        if (bandwidth && p.fmt == OUT_MD) printf("\n");
+        rc = run_tests(&cmd, &mo, path, bp, &p);
+    }
+    if (p.fmt == OUT_JSON) printf("%s]\n", p.n_items ? "\n" : "");
+    fflush(stdout);
     return rc;
 }

@@ -18,6 +18,7 @@ static const struct {
     {"bench", cmd_bench, "prompt and generation speed (llama-bench pp/tg)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"inspect", cmd_inspect, "validate a GGUF file and summarize it"},
+    {"synth", cmd_synth, "write a random-weight model in a real model's shape (speed tests)"},
 };
 enum { N_CMDS = sizeof g_cmds / sizeof g_cmds[0] };
 

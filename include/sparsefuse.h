@@ -98,6 +98,8 @@ const float *sf_get_logits(sf_context *c, int i);
 int sf_context_n_past(const sf_context *c);
 /* Drops cached positions >= n_past (0 clears the cache). */
 int sf_kv_truncate(sf_context *c, int n_past);
+/* Parallel regions (each ends in one thread barrier) the last sf_decode call ran; -1 before the first. */
+int sf_context_barriers_last(const sf_context *c);
 
 /* ----------------------------------------------------------------- sampler */
 

@@ -109,10 +109,12 @@ int sf_eval_hellaswag(sf_model *m, sf_context *c, const char *text, size_t len,
 
 /* ----------------------------------------------------------------- bench */
 
+#define SF_BENCH_MAX_REPS 1000
+
 typedef struct {
     int n_prompt;       /* pp test length; 0 = skip */
     int n_gen;          /* tg test length; 0 = skip */
-    int reps;           /* repetitions after one warm-up run */
+    int reps;           /* repetitions after one warm-up run, 1..SF_BENCH_MAX_REPS */
     int n_threads;      /* 0 = library default */
     int n_batch;        /* 0 = 512 */
     uint64_t seed;      /* random tokens */
@@ -123,6 +125,11 @@ typedef struct {
     int reps;
     double tps_mean, tps_std; /* tokens/s over the repetitions (sample std) */
     double seconds_mean;
+    double samples[SF_BENCH_MAX_REPS]; /* [reps] tokens/s of each repetition */
+    int steps;              /* forward steps per repetition: tg n_gen, pp ceil(n_prompt / n_batch) */
+    int barriers_per_step;  /* thread-pool regions (barriers) per step, -1 if unknown */
+    uint64_t weight_bytes;  /* sf_model_decode_weight_bytes: matrix bytes read per step */
+    double gbps;            /* effective weight bandwidth: weight_bytes * steps/s (from tps_mean), 1e9 B/s */
 } sf_bench_result;
 
 sf_bench_params sf_bench_default_params(void); /* 512, 128, 5 reps */
@@ -133,6 +140,34 @@ sf_bench_params sf_bench_default_params(void); /* 512, 128, 5 reps */
  * then reps timed runs; nothing is tokenized or sampled inside the timing.
  * pp/tg may be NULL to skip a test. */
 int sf_eval_bench(sf_model *m, const sf_bench_params *p, sf_bench_result *pp, sf_bench_result *tg);
+
+/* Bytes of the weight matrices one decode step reads once: every 2-D weight
+ * of every layer (attention q/k/v/o, FFN gate/up/down) and the output
+ * matrix, which is token_embd when the embeddings are tied. Not counted: the
+ * embedding lookup (one row per token) and 1-D tensors (norms). */
+uint64_t sf_model_decode_weight_bytes(const sf_model *m);
+
+/* ------------------------------------------------------------- bandwidth */
+
+typedef struct {
+    int n_threads;      /* 0 = physical cores */
+    size_t array_bytes; /* size of each of the two arrays (default 256 MiB) */
+    int reps;           /* timed copies after one warm-up, 1..1000 (default 5) */
+} sf_bandwidth_params;
+
+typedef struct {
+    int n_threads;
+    size_t array_bytes;
+    int reps;
+    double gbps_best, gbps_median; /* (bytes read + bytes written) / s, 1 GB = 1e9 B */
+} sf_bandwidth_result;
+
+sf_bandwidth_params sf_bandwidth_default_params(void);
+
+/* STREAM-like memory copy: the threads copy one array into the other (each
+ * its own slice), alternating directions, and the best and median rates are
+ * reported. Arrays should be much larger than the last-level cache. */
+int sf_eval_bandwidth(const sf_bandwidth_params *p, sf_bandwidth_result *out);
 
 #ifdef __cplusplus
 }

@@ -361,6 +361,47 @@ static void test_vec_dot(void **state) {
     if (for_each_isa(check_vec_dots) == 0) skip();
 }
 
+/* vec_dot_x4 must equal 4 vec_dot calls bit for bit (it is the same chain). */
+static void check_vec_dot_x4(const char *isa) {
+    uint64_t rng = 1234;
+    int checked = 0;
+    for (int type = 0; type < SF_TYPE_COUNT; type++) {
+        const sf_type_traits *ref = sf_type_ref(type), *fast = sf_type_fast(type);
+        if (!ref || !fast || !fast->vec_dot_x4) continue;
+        const int64_t n = 7 * 32 * (ref->block_size / 32 > 0 ? ref->block_size / 32 : 1);
+        const size_t wbytes = sf_type_row_bytes((sf_type)type, n), abytes = sf_type_row_bytes(ref->vec_dot_type, n);
+        const size_t astride = abytes + 5; /* rows not packed, not aligned */
+        uint8_t *w = malloc(wbytes), *a = calloc(4, astride); /* [wbytes], [4][astride] */
+        float *x = malloc((size_t)n * sizeof *x);             /* [n] */
+        assert_true(w && a && x);
+        for (int apat = P_RANDOM; apat <= P_UNIT; apat++) {
+            assert_true(make_weight_row(ref, type, W_QUANTIZED, n, w, &rng));
+            for (int r = 0; r < 4; r++) {
+                fill_pattern(x, n, r == 3 ? P_RANDOM : apat, &rng);
+                sf_type_fast(ref->vec_dot_type)->quantize(x, a + r * astride, n);
+            }
+            float got[4];
+            fast->vec_dot_x4(n, w, a, astride, got);
+            for (int r = 0; r < 4; r++) {
+                const float want = fast->vec_dot(n, w, a + r * astride);
+                if (memcmp(&want, &got[r], sizeof want) != 0)
+                    fail_msg("%s vec_dot_x4 %s pattern %s row %d: %.9g vs vec_dot %.9g", isa, ref->name,
+                             k_pattern_names[apat], r, got[r], want);
+            }
+            checked++;
+        }
+        free(w);
+        free(a);
+        free(x);
+    }
+    if (strcmp(isa, "avx2") == 0) assert_true(checked > 0);
+}
+
+static void test_vec_dot_x4(void **state) {
+    (void)state;
+    if (for_each_isa(check_vec_dot_x4) == 0) skip();
+}
+
 /* ------------------------------------------------------------ dequantize */
 
 static const int k_dequant_types[] = {SF_TYPE_Q4_1, SF_TYPE_Q5_0, SF_TYPE_Q8_0, SF_TYPE_Q4_K, SF_TYPE_Q6_K};
@@ -433,6 +474,7 @@ int main(void) {
         cmocka_unit_test(test_quantizers),
         cmocka_unit_test(test_tie_rounding),
         cmocka_unit_test(test_vec_dot),
+        cmocka_unit_test(test_vec_dot_x4),
         cmocka_unit_test(test_dequantize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

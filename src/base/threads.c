@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,9 @@ struct sf_pool {
     atomic_bool stop;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
-    uint64_t regions;
+    uint64_t regions;             /* sf_pool_run calls so far (caller thread only) */
+    uint64_t mark;                /* regions at the last sf_pool_mark */
+    bool marked;
 };
 
 static void *worker_main(void *p) {
@@ -104,6 +107,15 @@ void sf_pool_free(sf_pool *p) {
 
 int sf_pool_size(const sf_pool *p) { return p->n_threads; }
 uint64_t sf_pool_regions(const sf_pool *p) { return p->regions; }
+
+void sf_pool_mark(sf_pool *p) {
+    p->mark = p->regions;
+    p->marked = true;
+}
+
+int64_t sf_pool_regions_since_mark(const sf_pool *p) {
+    return p->marked ? (int64_t)(p->regions - p->mark) : -1;
+}
 
 void sf_pool_run(sf_pool *p, sf_pool_fn fn, void *arg) {
     p->regions++;

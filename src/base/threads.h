@@ -16,6 +16,11 @@ int sf_pool_size(const sf_pool *p);
 void sf_pool_run(sf_pool *p, sf_pool_fn fn, void *arg);
 /* Number of regions run so far (each ends in one barrier). */
 uint64_t sf_pool_regions(const sf_pool *p);
+/* Remembers the region count now (sf_decode calls it when it starts), so
+ * that the regions of one unit of work can be counted afterwards. */
+void sf_pool_mark(sf_pool *p);
+/* Regions run since the last sf_pool_mark; -1 if it was never called. */
+int64_t sf_pool_regions_since_mark(const sf_pool *p);
 
 /* Physical cores of this machine (logical CPUs / SMT siblings), at least 1. */
 int sf_physical_cores(void);

@@ -25,8 +25,9 @@ static void fill_tokens(sf_model *m, int n_vocab, uint64_t *rng, int32_t *toks, 
     if (n > 0 && sf_model_add_bos(m) && sf_token_bos(m) >= 0) toks[0] = sf_token_bos(m);
 }
 
-/* One timed run: n tokens as one prompt, or one at a time. */
-static int run_once(sf_context *c, const int32_t *toks, int n, bool one_by_one, double *sec) {
+/* One timed run: n tokens as one prompt, or one at a time. *barriers gets
+ * the thread-pool regions of the last sf_decode call. */
+static int run_once(sf_context *c, const int32_t *toks, int n, bool one_by_one, double *sec, int *barriers) {
     int rc = sf_kv_truncate(c, 0);
     if (rc != SF_OK) return rc;
     double t0 = sf_eval_now();
@@ -36,31 +37,39 @@ static int run_once(sf_context *c, const int32_t *toks, int n, bool one_by_one, 
         rc = sf_decode(c, toks, n, false);
     }
     *sec = sf_eval_now() - t0;
+    *barriers = sf_context_barriers_last(c);
     return rc;
 }
 
-static int run_test(sf_context *c, const int32_t *toks, int n, bool tg, int reps,
-                    sf_bench_result *out) {
+static int run_test(sf_context *c, const int32_t *toks, int n, bool tg, int reps, int n_batch,
+                    uint64_t weight_bytes, sf_bench_result *out) {
     double sec;
+    int barriers;
     /* warm-up: the whole prompt for pp, a single token for tg (llama-bench) */
-    int rc = run_once(c, toks, tg ? 1 : n, tg, &sec);
+    int rc = run_once(c, toks, tg ? 1 : n, tg, &sec, &barriers);
+    memset(out, 0, sizeof *out);
     double sum = 0.0, sum2 = 0.0, sum_sec = 0.0;
     for (int r = 0; rc == SF_OK && r < reps; r++) {
-        rc = run_once(c, toks, n, tg, &sec);
+        rc = run_once(c, toks, n, tg, &sec, &barriers);
         if (sec <= 0.0) sec = 1e-9;
         double tps = n / sec;
+        out->samples[r] = tps;
         sum += tps;
         sum2 += tps * tps;
         sum_sec += sec;
     }
     if (rc != SF_OK) return sf_fail_context(rc, "bench %s%d", tg ? "tg" : "pp", n);
-    memset(out, 0, sizeof *out);
     out->n_tokens = n;
     out->reps = reps;
     out->tps_mean = sum / reps;
     double var = reps > 1 ? (sum2 - sum * sum / reps) / (reps - 1) : 0.0;
     out->tps_std = var > 0 ? sqrt(var) : 0.0;
     out->seconds_mean = sum_sec / reps;
+    /* a pp decode runs ceil(n / n_batch) forward steps, each reading every weight once */
+    out->steps = tg ? n : (n + n_batch - 1) / n_batch;
+    out->barriers_per_step = barriers < 0 ? -1 : tg ? barriers : barriers / out->steps;
+    out->weight_bytes = weight_bytes;
+    out->gbps = (double)weight_bytes * out->tps_mean * out->steps / n / 1e9;
     return SF_OK;
 }
 
@@ -71,7 +80,8 @@ int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *p
     if (p.n_prompt < 0 || p.n_gen < 0)
         return sf_fail(SF_ERR_ARG, "bench: token counts must be >= 0 (pp %d, tg %d)", p.n_prompt,
                        p.n_gen);
-    if (p.reps < 1) return sf_fail(SF_ERR_ARG, "bench: repetitions must be >= 1 (got %d)", p.reps);
+    if (p.reps < 1 || p.reps > SF_BENCH_MAX_REPS)
+        return sf_fail(SF_ERR_ARG, "bench: repetitions must be 1..%d (got %d)", SF_BENCH_MAX_REPS, p.reps);
     if (p.n_threads < 0 || p.n_batch < 0)
         return sf_fail(SF_ERR_ARG, "bench: threads and batch must be >= 0");
     if (!pp) p.n_prompt = 0;
@@ -93,14 +103,16 @@ int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *p
         return sf_fail(SF_ERR_NOMEM, "bench: out of memory");
     }
     uint64_t rng = p.seed;
+    const int n_batch = p.n_batch > 0 ? p.n_batch : 512;
+    const uint64_t wbytes = sf_model_decode_weight_bytes(m);
     int rc = SF_OK;
     if (p.n_prompt > 0) {
         fill_tokens(m, info.n_vocab, &rng, toks, p.n_prompt);
-        rc = run_test(c, toks, p.n_prompt, false, p.reps, pp);
+        rc = run_test(c, toks, p.n_prompt, false, p.reps, n_batch, wbytes, pp);
     }
     if (rc == SF_OK && p.n_gen > 0) {
         fill_tokens(m, info.n_vocab, &rng, toks, p.n_gen);
-        rc = run_test(c, toks, p.n_gen, true, p.reps, tg);
+        rc = run_test(c, toks, p.n_gen, true, p.reps, n_batch, wbytes, tg);
     }
     free(toks);
     sf_context_free(c);

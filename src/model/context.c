@@ -129,6 +129,7 @@ int sf_decode(sf_context *c, const int32_t *tokens, int n, bool all_logits) {
             return sf_fail(SF_ERR_ARG, "token id %d at index %d is outside the vocabulary (0..%d)", tokens[i], i,
                            c->model->n_vocab - 1);
     c->last_n = n;
+    sf_pool_mark(c->pool); /* sf_context_barriers_last counts from here */
     for (int done = 0; done < n;) {
         const int T = n - done < c->n_batch ? n - done : c->n_batch;
         const bool last = done + T == n;

@@ -2,8 +2,10 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "model/attention.h"
+#include "tensor/types.h"
 #include "tensor/fp16.h"
 
 void sf_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
@@ -64,6 +66,12 @@ void sf_glu(float *h, const float *g, const float *u, int i0, int i1, int n_row,
     if (act == SF_ACT_SILU) {
         /* ggml_vec_swiglu_f32: x / (1 + exp(-x)) * u, with ggml's vector exp
          * over the row's whole 16-wide blocks and libm's expf for its tail */
+#if defined(__x86_64__)
+        if (strcmp(sf_cpu_isa(), "scalar") != 0) {
+            sf_swiglu_avx2(h, g, u, i0, i1, n_row);
+            return;
+        }
+#endif
         const int nv = n_row & ~15;
         for (int i = i0; i < i1; i++) {
             const float e = i < nv ? sf_ggml_expf(-g[i]) : expf(-g[i]);

@@ -16,7 +16,23 @@ void sf_matmul_rows(const sf_matrix *w, const void *x, size_t x_stride, int T, f
     const uint8_t *xd = x;
     for (int64_t rt = r0; rt < r1; rt += ROW_TILE) {
         const int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
-        for (int t = 0; t < T; t++) {
+        int t = 0;
+        /* groups of 4 tokens through the x4 kernel where it computes what
+         * vec_dot would (every token on the plain vec_dot path) */
+        for (; tr->vec_dot_x4 && t + 4 <= T; t += 4) {
+            bool plain = true;
+            for (int k = 0; k < 4; k++) plain &= !sf_ggml_batch_dot(w->type, w->n_out, ggml_batch, t + k - w->ggml_first);
+            if (!plain) break;
+            for (int64_t r = rt; r < re; r++) {
+                float v[4];
+                tr->vec_dot_x4(w->n_in, wd + (size_t)r * row_bytes, xd + (size_t)t * x_stride, x_stride, v);
+                for (int k = 0; k < 4; k++) {
+                    float *yr = y + (int64_t)(t + k) * y_stride + r;
+                    *yr = accumulate ? *yr + v[k] : v[k];
+                }
+            }
+        }
+        for (; t < T; t++) {
             const void *xt = xd + (size_t)t * x_stride;
             float *yt = y + (int64_t)t * y_stride;
             sf_vec_dot_fn dot = sf_ggml_batch_dot(w->type, w->n_out, ggml_batch, t - w->ggml_first);

@@ -97,3 +97,75 @@ float sf_avx2_vec_dot_q8_0(int64_t n, const void *w, const void *a) {
     /* [n/32] Q8_0 blocks, both */
     return dot_rows(n / SF_QK, w, sizeof(sf_block_q8_0), a, sizeof(sf_block_q8_0), block_q8_0);
 }
+
+/* ------------------------------------------ one weight row, 4 activation rows */
+
+/* A weight block decoded once for several activation rows: its quants as
+ * bytes (signed for Q4_0/Q5_0/Q8_0, unsigned for Q4_1/Q5_1), d and m. */
+typedef struct {
+    __m256i q;
+    float d, m;
+} wblock;
+
+static inline wblock dec_q4_0(const uint8_t *x) {
+    wblock b = {_mm256_sub_epi8(sf_x86_nibbles32(x + offsetof(sf_block_q4_0, qs)), _mm256_set1_epi8(8)),
+                sf_x86_load_f16(x + offsetof(sf_block_q4_0, d)), 0.0f};
+    return b;
+}
+static inline wblock dec_q4_1(const uint8_t *x) {
+    wblock b = {sf_x86_nibbles32(x + offsetof(sf_block_q4_1, qs)), sf_x86_load_f16(x + offsetof(sf_block_q4_1, d)),
+                sf_x86_load_f16(x + offsetof(sf_block_q4_1, m))};
+    return b;
+}
+static inline wblock dec_q5_0(const uint8_t *x) {
+    wblock b = {_mm256_sub_epi8(q5_quants(x + offsetof(sf_block_q5_0, qs), x + offsetof(sf_block_q5_0, qh)),
+                                _mm256_set1_epi8(16)),
+                sf_x86_load_f16(x + offsetof(sf_block_q5_0, d)), 0.0f};
+    return b;
+}
+static inline wblock dec_q5_1(const uint8_t *x) {
+    wblock b = {q5_quants(x + offsetof(sf_block_q5_1, qs), x + offsetof(sf_block_q5_1, qh)),
+                sf_x86_load_f16(x + offsetof(sf_block_q5_1, d)), sf_x86_load_f16(x + offsetof(sf_block_q5_1, m))};
+    return b;
+}
+static inline wblock dec_q8_0(const uint8_t *x) {
+    wblock b = {sf_x86_loadu256(x + offsetof(sf_block_q8_0, qs)), sf_x86_load_f16(x + offsetof(sf_block_q8_0, d)),
+                0.0f};
+    return b;
+}
+
+/* The same per-block operations as dot_rows + block_*, for 4 activation rows
+ * (Q8_0 and Q8_1 blocks both start with d; Q8_1's s follows it). Unrolled by
+ * hand so the 4 accumulators stay in registers. */
+#define SF_DOT_X4_ROW(r, dotfn, has_m)                                                                     \
+    do {                                                                                                   \
+        const uint8_t *yr = y + (r) * a_stride + i * ys;                                                   \
+        const __m256i dot = dotfn(b.q, sf_x86_loadu256(yr + qs_off));                                     \
+        if (has_m) off##r += b.m * sf_x86_load_f16(yr + offsetof(sf_block_q8_1, s));                      \
+        acc##r = _mm256_fmadd_ps(_mm256_set1_ps(b.d * sf_x86_load_f16(yr)), _mm256_cvtepi32_ps(dot), acc##r); \
+    } while (0)
+
+#define SF_DOT_X4(name, wtype, dec, dotfn, atype, has_m)                                                     \
+    void sf_avx2_vec_dot_x4_##name(int64_t n, const void *w, const void *a, size_t a_stride, float out[4]) { \
+        const uint8_t *x = w, *y = a;                                                                        \
+        const size_t ys = sizeof(atype), qs_off = offsetof(atype, qs);                                       \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                            \
+        float off0 = 0.0f, off1 = 0.0f, off2 = 0.0f, off3 = 0.0f;                                            \
+        for (int64_t i = 0; i < n / SF_QK; i++) {                                                            \
+            const wblock b = dec(x + i * sizeof(wtype));                                                     \
+            SF_DOT_X4_ROW(0, dotfn, has_m);                                                                  \
+            SF_DOT_X4_ROW(1, dotfn, has_m);                                                                  \
+            SF_DOT_X4_ROW(2, dotfn, has_m);                                                                  \
+            SF_DOT_X4_ROW(3, dotfn, has_m);                                                                  \
+        }                                                                                                    \
+        out[0] = sf_x86_hsum_ps(acc0) + off0;                                                                \
+        out[1] = sf_x86_hsum_ps(acc1) + off1;                                                                \
+        out[2] = sf_x86_hsum_ps(acc2) + off2;                                                                \
+        out[3] = sf_x86_hsum_ps(acc3) + off3;                                                                \
+    }
+
+SF_DOT_X4(q4_0, sf_block_q4_0, dec_q4_0, sf_x86_dot_i8i8, sf_block_q8_0, 0)
+SF_DOT_X4(q4_1, sf_block_q4_1, dec_q4_1, sf_x86_dot_u8i8, sf_block_q8_1, 1)
+SF_DOT_X4(q5_0, sf_block_q5_0, dec_q5_0, sf_x86_dot_i8i8, sf_block_q8_0, 0)
+SF_DOT_X4(q5_1, sf_block_q5_1, dec_q5_1, sf_x86_dot_u8i8, sf_block_q8_1, 1)
+SF_DOT_X4(q8_0, sf_block_q8_0, dec_q8_0, sf_x86_dot_i8i8, sf_block_q8_0, 0)

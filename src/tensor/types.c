@@ -153,7 +153,11 @@ static void build_fast(int level) {
     memcpy(t, g_ref, sizeof t);
 #if defined(__x86_64__) || defined(__i386__)
     if (level >= ISA_AVX2) sf_simd_avx2_install(t);
-    if (level >= ISA_AVX512) sf_simd_avx512_install(t);
+    if (level >= ISA_AVX512) {
+        sf_simd_avx512_install(t);
+        /* the x4 kernels reproduce the AVX2 vec_dot; drop them where AVX-512 replaced it */
+        for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_x4 = NULL;
+    }
 #endif
     memcpy(g_fast, t, sizeof t);
     g_isa = level;

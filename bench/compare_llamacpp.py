@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""sparsefuse against llama.cpp, side by side, on the same GGUF and threads.
+
+    python3 bench/compare_llamacpp.py [-m MODEL] [-t THREADS] [-r REPS]
+                                      [--sparsefuse PATH] [--venv PATH] [--csv OUT]
+
+llama.cpp is installed the way a user would get it: llama-cpp-python 0.3.36
+built from source with GGML_NATIVE=ON by tools/setup_reference_env.sh, into
+bench/.venv (or --venv PATH; nothing is installed if it already holds that
+version). Its side is driven by this same file (``--llama-driver``, run with
+the venv's Python) through the low-level ctypes API exactly as llama-bench
+does it: a persistent ggml thread pool (poll 50) attached to each context;
+ppN = one llama_decode of N random tokens (BOS first when the model adds it),
+logits only for the last; tgN = N single-token decodes of random tokens; one
+warm-up each (the whole prompt for pp, one token for tg), then the KV cache
+is cleared and the timed run follows, with a context of N positions per test.
+
+The sparsefuse side runs ``sparsefuse bench -p N -n N -r 1 -o json``, which
+does the same (one warm-up, one timed run, random tokens).
+
+Every repetition of every engine is its own process, the engines alternate
+(llama.cpp first on even repetitions, sparsefuse first on odd ones), and the
+peak resident set of each process is its ru_maxrss from os.wait4() on that
+child (Linux: KiB). For llama.cpp that includes the Python interpreter and
+the llama_cpp import, which the driver measures before loading the model and
+the table reports. The table gives medians (and min..max) over the
+repetitions; nothing here is final until run on a quiet machine.
+"""
+
+import argparse
+import ctypes
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+LCP_VERSION = "0.3.36"
+DEFAULT_MODEL = os.path.join(REPO, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # enum llama_flash_attn_type
+
+
+# ---------------------------------------------------------------------------
+# the llama.cpp side (runs inside the venv's Python)
+# ---------------------------------------------------------------------------
+
+def llama_driver(model_path, n_threads, n_prompt, n_gen, seed, flash_attn):
+    """One process = one repetition of pp and tg, as llama-bench runs them.
+
+    Prints one JSON object: pp_tps, tg_tps, baseline_rss_kib (this process
+    before the model is loaded), llama_cpp version and system info."""
+    import llama_cpp as L
+    import llama_cpp.llama_cpp as LL
+
+    baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    libdir = os.path.join(os.path.dirname(L.__file__), "lib")
+
+    class ThreadpoolParams(ctypes.Structure):  # struct ggml_threadpool_params (ggml.h)
+        _fields_ = [("cpumask", ctypes.c_bool * 512), ("n_threads", ctypes.c_int), ("prio", ctypes.c_int),
+                    ("poll", ctypes.c_uint32), ("strict_cpu", ctypes.c_bool), ("paused", ctypes.c_bool)]
+
+    ggml_base = ctypes.CDLL(os.path.join(libdir, "libggml-base.so"))
+    ggml_cpu = ctypes.CDLL(os.path.join(libdir, "libggml-cpu.so"))
+    ggml_base.ggml_threadpool_params_init.argtypes = [ctypes.POINTER(ThreadpoolParams), ctypes.c_int]
+    ggml_base.ggml_threadpool_params_init.restype = None
+    ggml_cpu.ggml_threadpool_new.argtypes = [ctypes.POINTER(ThreadpoolParams)]
+    ggml_cpu.ggml_threadpool_new.restype = ctypes.c_void_p
+    ggml_cpu.ggml_threadpool_free.argtypes = [ctypes.c_void_p]
+    ggml_cpu.ggml_threadpool_free.restype = None
+    attach = LL._lib.llama_attach_threadpool
+    attach.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    attach.restype = None
+
+    L.llama_backend_init()
+    mparams = L.llama_model_default_params()
+    mparams.n_gpu_layers = 0
+    model = L.llama_model_load_from_file(model_path.encode(), mparams)
+    if not model:
+        sys.exit(f"llama driver: cannot load {model_path}")
+    vocab = L.llama_model_get_vocab(model)
+    n_vocab = L.llama_vocab_n_tokens(vocab)
+    add_bos = bool(L.llama_vocab_get_add_bos(vocab))
+    bos = L.llama_vocab_bos(vocab)
+    rng = random.Random(seed)
+
+    # llama-bench: ggml_threadpool_params_default(n_threads), cpu mask 0x0 (no pinning), poll 50
+    tpp = ThreadpoolParams()
+    ggml_base.ggml_threadpool_params_init(ctypes.byref(tpp), n_threads)
+    tpp.poll = 50
+    threadpool = ggml_cpu.ggml_threadpool_new(ctypes.byref(tpp))
+    if not threadpool:
+        sys.exit("llama driver: ggml_threadpool_new failed")
+
+    def new_context(n_ctx):
+        cparams = L.llama_context_default_params()  # llama-bench: defaults, then these
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = 2048
+        cparams.n_ubatch = 512
+        cparams.n_threads = n_threads
+        cparams.n_threads_batch = n_threads
+        cparams.flash_attn_type = FLASH_ATTN[flash_attn]
+        ctx = L.llama_init_from_model(model, cparams)
+        if not ctx:
+            sys.exit("llama driver: llama_init_from_model failed")
+        attach(ctx, threadpool, None)
+        return ctx
+
+    def decode(ctx, toks):
+        arr = (L.llama_token * len(toks))(*toks)
+        rc = L.llama_decode(ctx, L.llama_batch_get_one(arr, len(toks)))
+        if rc != 0:
+            sys.exit(f"llama driver: llama_decode returned {rc}")
+
+    def test_prompt(ctx, n):  # llama-bench test_prompt with n <= n_batch
+        toks = [rng.randrange(n_vocab) for _ in range(n)]
+        if add_bos:
+            toks[0] = bos
+        decode(ctx, toks)
+        L.llama_synchronize(ctx)
+
+    def test_gen(ctx, n):  # llama-bench test_gen
+        tok = bos if add_bos else rng.randrange(n_vocab)
+        for _ in range(n):
+            decode(ctx, [tok])
+            L.llama_synchronize(ctx)
+            tok = rng.randrange(n_vocab)
+
+    def timed(n_ctx, fn, n, n_warm):
+        ctx = new_context(n_ctx)
+        fn(ctx, n_warm)
+        L.llama_memory_clear(L.llama_get_memory(ctx), False)
+        t0 = time.perf_counter_ns()
+        fn(ctx, n)
+        dt = (time.perf_counter_ns() - t0) / 1e9
+        L.llama_free(ctx)
+        return n / dt
+
+    out = {"baseline_rss_kib": baseline_kib, "llama_cpp_version": L.__version__,
+           "system_info": L.llama_print_system_info().decode(errors="replace").strip()}
+    if n_prompt > 0:
+        out["pp_tps"] = timed(n_prompt, test_prompt, n_prompt, n_prompt)
+    if n_gen > 0:
+        out["tg_tps"] = timed(n_gen, test_gen, n_gen, 1)
+    ggml_cpu.ggml_threadpool_free(threadpool)
+    L.llama_model_free(model)
+    print(json.dumps(out), flush=True)
+
+
+# ---------------------------------------------------------------------------
+# the orchestrator (any Python 3.9+)
+# ---------------------------------------------------------------------------
+
+def log(msg):
+    print(f"compare_llamacpp: {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_venv(venv):
+    """The venv's python with llama-cpp-python LCP_VERSION, installing it if needed."""
+    py = os.path.join(venv, "bin", "python")
+    probe = [py, "-c", "import llama_cpp; print(llama_cpp.__version__)"]
+    if os.path.exists(py):
+        r = subprocess.run(probe, capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout.strip() == LCP_VERSION:
+            return py
+        have = r.stdout.strip() if r.returncode == 0 else "not importable"
+        log(f"{venv}: llama-cpp-python is {have}; installing {LCP_VERSION}")
+    else:
+        log(f"{venv}: no venv yet; creating it")
+    setup = os.path.join(REPO, "tools", "setup_reference_env.sh")
+    log(f"running {setup} {venv} (builds llama.cpp from source; 15-30 min on 2 cores)")
+    subprocess.run(["bash", setup, venv], check=True)
+    r = subprocess.run(probe, capture_output=True, text=True)
+    if r.returncode != 0 or r.stdout.strip() != LCP_VERSION:
+        sys.exit(f"compare_llamacpp: {venv} still has no llama-cpp-python {LCP_VERSION}: {r.stderr.strip()}")
+    return py
+
+
+def run_measured(cmd):
+    """Runs cmd; returns (exit code, stdout, stderr, peak RSS in KiB of that process)."""
+    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+        p = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)  # this child's own rusage
+        p.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        return (p.returncode, fo.read().decode(errors="replace"), fe.read().decode(errors="replace"),
+                ru.ru_maxrss)
+
+
+def fail(engine, cmd, code, err):
+    tail = "\n".join(err.strip().splitlines()[-15:])
+    sys.exit(f"compare_llamacpp: {engine} failed (exit {code}): {' '.join(cmd)}\n{tail}")
+
+
+def run_llama(py, args, rep):
+    cmd = [py, os.path.abspath(__file__), "--llama-driver", "-m", args.model, "-t", str(args.threads),
+           "-p", str(args.n_prompt), "-n", str(args.n_gen), "--seed", str(1000 + rep),
+           "--flash-attn", args.flash_attn]
+    code, out, err, rss = run_measured(cmd)
+    if code != 0:
+        fail("llama.cpp", cmd, code, err)
+    res = json.loads(out.strip().splitlines()[-1])
+    return {"pp": res.get("pp_tps"), "tg": res.get("tg_tps"), "rss_kib": rss,
+            "baseline_rss_kib": res["baseline_rss_kib"], "version": res["llama_cpp_version"],
+            "system_info": res["system_info"]}
+
+
+def run_sparsefuse(args):
+    cmd = [args.sparsefuse, "bench", "-m", args.model, "-t", str(args.threads), "-p", str(args.n_prompt),
+           "-n", str(args.n_gen), "-r", "1", "-o", "json"]
+    code, out, err, rss = run_measured(cmd)
+    if code != 0:
+        fail("sparsefuse", cmd, code, err)
+    res = {"rss_kib": rss}
+    for t in json.loads(out):
+        if t["test"] == f"pp{args.n_prompt}":
+            res["pp"] = t["tps_mean"]
+        elif t["test"] == f"tg{args.n_gen}":
+            res["tg"] = t["tps_mean"]
+            res["weight_bytes"] = t.get("weight_bytes")
+    return res
+
+
+def sparsefuse_bandwidth(args):
+    cmd = [args.sparsefuse, "bench", "--bandwidth", "-t", str(args.threads), "-o", "json"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    return next((t for t in json.loads(r.stdout) if t["test"] == "bandwidth"), None)
+
+
+def fmt_rate(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "-"
+    return f"{statistics.median(xs):.2f} ({min(xs):.2f}..{max(xs):.2f})"
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def write_csv(path, rows):
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="ascii", newline="\n") as f:
+        f.write("model,threads,engine,rep,order,pp_tps,tg_tps,peak_rss_kib\n")
+        for r in rows:
+            f.write(",".join("" if v is None else str(v) for v in r) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    log(f"wrote {path}")
+
+
+def print_table(args, llama, sf, bw):
+    np_, ng = args.n_prompt, args.n_gen
+    lv = llama[0]
+    print(f"model: {os.path.basename(args.model)}; threads: {args.threads}; repetitions: {args.reps} "
+          f"(each in its own process, engines alternating)")
+    print(f"llama.cpp: llama-cpp-python {lv['version']}, flash attention {args.flash_attn}; "
+          f"system_info: {lv['system_info']}")
+    if bw:
+        print(f"memory bandwidth (sparsefuse bench --bandwidth, copy, {bw['n_threads']} threads): "
+              f"best {bw['gbps']:.2f} GB/s, median {bw['gbps_median']:.2f} GB/s")
+    print()
+    print(f"| engine | pp{np_} t/s, median (min..max) | tg{ng} t/s, median (min..max) | tg GB/s | peak RSS MiB |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    wb = sf[0].get("weight_bytes") or 0
+
+    def row(name, rs, rss_note=""):
+        tg = med([r["tg"] for r in rs])
+        gbps = f"{wb * tg / 1e9:.2f}" if wb and tg else "-"
+        rss = med([r["rss_kib"] for r in rs]) / 1024
+        print(f"| {name} | {fmt_rate([r['pp'] for r in rs])} | {fmt_rate([r['tg'] for r in rs])} | {gbps} | "
+              f"{rss:.1f}{rss_note} |")
+
+    base = med([r["baseline_rss_kib"] for r in llama]) / 1024
+    row("llama.cpp", llama, f" (incl. {base:.1f} Python)")
+    row("sparsefuse", sf)
+
+    def ratio(key):
+        a, b = med([r[key] for r in sf]), med([r[key] for r in llama])
+        return f"{a / b:.3f}" if a and b else "-"
+
+    rss_ratio = med([r["rss_kib"] for r in sf]) / med([r["rss_kib"] for r in llama])
+    print(f"| sparsefuse / llama.cpp | {ratio('pp')} | {ratio('tg')} | {ratio('tg')} | {rss_ratio:.3f} |")
+    print()
+    print("t/s: each process runs one warm-up and one timed run per test; medians over the repetitions. "
+          "tg GB/s: weight matrices read per token "
+          f"({wb / 2**20:.1f} MiB, from sparsefuse) x tg t/s. Peak RSS: ru_maxrss of each process (os.wait4), "
+          "median over repetitions; it counts the mapped model pages touched.")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-m", "--model", default=DEFAULT_MODEL, help="GGUF model (default: %(default)s)")
+    ap.add_argument("-t", "--threads", type=int, default=2, help="threads for both engines (default: 2)")
+    ap.add_argument("-r", "--reps", type=int, default=5, help="repetitions per engine (default: 5)")
+    ap.add_argument("-p", "--n-prompt", type=int, default=512, help="pp test length (default: 512)")
+    ap.add_argument("-n", "--n-gen", type=int, default=128, help="tg test length (default: 128)")
+    ap.add_argument("--sparsefuse", default=os.path.join(REPO, "build", "sparsefuse"),
+                    help="sparsefuse binary (default: build/sparsefuse)")
+    ap.add_argument("--venv", default=None,
+                    help="venv with llama-cpp-python " + LCP_VERSION + " (default: bench/.venv, set up if missing)")
+    ap.add_argument("--flash-attn", choices=sorted(FLASH_ATTN), default="auto",
+                    help="llama.cpp flash attention (default: auto, llama.cpp's context default, which is on "
+                         "for the CPU backend; sparsefuse computes attention the same way)")
+    ap.add_argument("--csv", metavar="OUT", help="also write every repetition's numbers to this CSV file")
+    ap.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--llama-driver", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.llama_driver:
+        llama_driver(args.model, args.threads, args.n_prompt, args.n_gen, args.seed, args.flash_attn)
+        return
+    if args.reps < 1 or args.threads < 1 or args.n_prompt < 1 or args.n_gen < 1:
+        ap.error("-r, -t, -p and -n must be >= 1")
+    args.model = os.path.abspath(args.model)
+    if not os.path.isfile(args.model):
+        ap.error(f"model {args.model} does not exist (scripts/fetch_models.sh fetches the default one)")
+    args.sparsefuse = os.path.abspath(args.sparsefuse)
+    if not os.access(args.sparsefuse, os.X_OK):
+        ap.error(f"{args.sparsefuse} is not an executable; build it first "
+                 "(cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j)")
+    py = ensure_venv(os.path.abspath(args.venv or os.path.join(REPO, "bench", ".venv")))
+
+    bw = sparsefuse_bandwidth(args)
+    llama, sf, rows = [], [], []
+    for rep in range(args.reps):
+        order = ["llama.cpp", "sparsefuse"] if rep % 2 == 0 else ["sparsefuse", "llama.cpp"]
+        for pos, engine in enumerate(order):
+            r = run_llama(py, args, rep) if engine == "llama.cpp" else run_sparsefuse(args)
+            (llama if engine == "llama.cpp" else sf).append(r)
+            rows.append((os.path.basename(args.model), args.threads, engine, rep, pos, r.get("pp"), r.get("tg"),
+                         r["rss_kib"]))
+            log(f"rep {rep + 1}/{args.reps} {engine}: pp{args.n_prompt} {r.get('pp', 0):.2f} t/s, "
+                f"tg{args.n_gen} {r.get('tg', 0):.2f} t/s, peak RSS {r['rss_kib'] / 1024:.1f} MiB")
+    if args.csv:
+        write_csv(args.csv, rows)
+    print_table(args, llama, sf, bw)
+
+
+if __name__ == "__main__":
+    main()
