@@ -361,7 +361,8 @@ static void test_vec_dot(void **state) {
     if (for_each_isa(check_vec_dots) == 0) skip();
 }
 
-/* vec_dot_x4 must equal 4 vec_dot calls bit for bit (it is the same chain). */
+/* vec_dot_x4 and vec_dot_2x4 must equal vec_dot calls bit for bit (they are
+ * the same chains). */
 static void check_vec_dot_x4(const char *isa) {
     uint64_t rng = 1234;
     int checked = 0;
@@ -387,6 +388,22 @@ static void check_vec_dot_x4(const char *isa) {
                 if (memcmp(&want, &got[r], sizeof want) != 0)
                     fail_msg("%s vec_dot_x4 %s pattern %s row %d: %.9g vs vec_dot %.9g", isa, ref->name,
                              k_pattern_names[apat], r, got[r], want);
+            }
+            if (fast->vec_dot_2x4) { /* two weight rows, an odd stride apart */
+                uint8_t *w2 = malloc(2 * wbytes + 3); /* [2][wbytes] + 3 so the stride is odd */
+                assert_non_null(w2);
+                memcpy(w2, w, wbytes);
+                assert_true(make_weight_row(ref, type, W_QUANTIZED, n, w2 + wbytes + 3, &rng));
+                float got8[8];
+                fast->vec_dot_2x4(n, w2, wbytes + 3, a, astride, got8);
+                for (int i = 0; i < 2; i++)
+                    for (int r = 0; r < 4; r++) {
+                        const float want = fast->vec_dot(n, w2 + i * (wbytes + 3), a + r * astride);
+                        if (memcmp(&want, &got8[4 * i + r], sizeof want) != 0)
+                            fail_msg("%s vec_dot_2x4 %s pattern %s row %d token %d: %.9g vs vec_dot %.9g", isa,
+                                     ref->name, k_pattern_names[apat], i, r, got8[4 * i + r], want);
+                    }
+                free(w2);
             }
             checked++;
         }

@@ -23,7 +23,17 @@ void sf_matmul_rows(const sf_matrix *w, const void *x, size_t x_stride, int T, f
             bool plain = true;
             for (int k = 0; k < 4; k++) plain &= !sf_ggml_batch_dot(w->type, w->n_out, ggml_batch, t + k - w->ggml_first);
             if (!plain) break;
-            for (int64_t r = rt; r < re; r++) {
+            int64_t r = rt;
+            for (; tr->vec_dot_2x4 && r + 2 <= re; r += 2) {
+                float v[8];
+                tr->vec_dot_2x4(w->n_in, wd + (size_t)r * row_bytes, row_bytes, xd + (size_t)t * x_stride, x_stride, v);
+                for (int i = 0; i < 2; i++)
+                    for (int k = 0; k < 4; k++) {
+                        float *yr = y + (int64_t)(t + k) * y_stride + r + i;
+                        *yr = accumulate ? *yr + v[4 * i + k] : v[4 * i + k];
+                    }
+            }
+            for (; r < re; r++) {
                 float v[4];
                 tr->vec_dot_x4(w->n_in, wd + (size_t)r * row_bytes, xd + (size_t)t * x_stride, x_stride, v);
                 for (int k = 0; k < 4; k++) {

@@ -9,5 +9,9 @@
 
 void sf_simd_avx2_install(sf_type_traits fast[SF_TYPE_COUNT]);   /* simd_avx2.c */
 void sf_simd_avx512_install(sf_type_traits fast[SF_TYPE_COUNT]); /* simd_avx512.c */
+/* 2x4 legacy-quant kernels (same results as the AVX2 vec_dot): maddubs, or
+ * vpdpbusd where the CPU has AVX512-VNNI (simd_gemm_*.c) */
+void sf_avx2_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
+void sf_vnni_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
 
 #endif

@@ -152,11 +152,18 @@ static void build_fast(int level) {
     sf_type_traits t[SF_TYPE_COUNT];
     memcpy(t, g_ref, sizeof t);
 #if defined(__x86_64__) || defined(__i386__)
-    if (level >= ISA_AVX2) sf_simd_avx2_install(t);
+    if (level >= ISA_AVX2) {
+        sf_simd_avx2_install(t);
+        if (isa_detect() >= ISA_AVX512) sf_vnni_gemm_2x4_install(t);
+        else sf_avx2_gemm_2x4_install(t);
+    }
     if (level >= ISA_AVX512) {
         sf_simd_avx512_install(t);
-        /* the x4 kernels reproduce the AVX2 vec_dot; drop them where AVX-512 replaced it */
-        for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_x4 = NULL;
+        /* the x4 and 2x4 kernels reproduce the AVX2 vec_dot, which AVX-512 replaced */
+        for (int i = 0; i < SF_TYPE_COUNT; i++) {
+            t[i].vec_dot_x4 = NULL;
+            t[i].vec_dot_2x4 = NULL;
+        }
     }
 #endif
     memcpy(g_fast, t, sizeof t);

@@ -46,6 +46,10 @@ typedef float (*sf_vec_dot_fn)(int64_t n, const void *w, const void *a);
  * out[r] = vec_dot(n, w, a + r * a_stride), bit for bit, faster (the weight
  * block is decoded once for the 4 rows, and 4 FMA chains run interleaved). */
 typedef void (*sf_vec_dot_x4_fn)(int64_t n, const void *w, const void *a, size_t a_stride, float out[4]);
+/* The same for 2 weight rows (w_stride bytes apart) x 4 activation rows:
+ * out[4 * row + k] = vec_dot(n, w + row * w_stride, a + k * a_stride). */
+typedef void (*sf_vec_dot_2x4_fn)(int64_t n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                                  float out[8]);
 
 typedef struct {
     const char *name;      /* "Q4_K", as ggml prints it */
@@ -56,7 +60,8 @@ typedef struct {
     sf_dequantize_fn dequantize;
     sf_quantize_fn quantize; /* deterministic reference quantizer; NULL if none */
     sf_vec_dot_fn vec_dot;   /* NULL for activation-only types (Q8_1, Q8_K) */
-    sf_vec_dot_x4_fn vec_dot_x4; /* NULL where the fast table has none */
+    sf_vec_dot_x4_fn vec_dot_x4;   /* NULL where the fast table has none */
+    sf_vec_dot_2x4_fn vec_dot_2x4; /* likewise */
 } sf_type_traits;
 
 /* Scalar reference traits; NULL for an id that is unknown or unsupported. */
