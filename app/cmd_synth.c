@@ -1,7 +1,6 @@
 /* sparsefuse synth: write a GGUF in the shape of a real model with random
  * weights, for speed measurements (speed does not depend on the values).
- * The generator is library code (src/model/synth.h); not yet part of the
- * public API, hence the internal include. */
+ * The generator is library code (sf_synth_write in sparsefuse_eval.h). */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -10,7 +9,7 @@
 #include "commands.h"
 #include "common.h"
 #include "generate.h"
-#include "model/synth.h"
+#include "sparsefuse_eval.h"
 
 typedef struct {
     bool tty;      /* stderr is a terminal: one line updated in place */

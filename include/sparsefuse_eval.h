@@ -172,4 +172,37 @@ int sf_eval_bandwidth(const sf_bandwidth_params *p, sf_bandwidth_result *out);
 #ifdef __cplusplus
 }
 #endif
+/* ---- synthetic models (sparsefuse synth) ----------------------------------
+ * A GGUF in the shape of a real model with random quantized weights, for speed
+ * measurements (speed does not depend on the values); sparsefuse and llama.cpp
+ * both load it. Details: src/model/synth.h. */
+typedef struct {
+    const char *shape;       /* "llama-3.2-1b" (default) or "tiny" */
+    const char *type;        /* "q4_0" (default) or "q8_0", any case */
+    uint64_t seed;           /* default 0 */
+    /* Optional: called with what = "generating" (done/total = bytes of
+     * weights drawn so far) and what = "writing" (0 of total before the
+     * file is written, total of total after). */
+    sf_progress_fn progress;
+    void *user;
+} sf_synth_params;
+
+typedef struct {
+    int n_tensors;
+    int64_t n_params;        /* elements of all tensors */
+    uint64_t data_bytes;     /* bytes of all tensor data (the file is slightly larger) */
+} sf_synth_result;
+
+sf_synth_params sf_synth_default_params(void);
+
+/* Writes the model to path atomically (the tensor data is held in memory
+ * until then: ~0.7 GB for llama-3.2-1b q4_0, ~1.3 GB for q8_0). Returns
+ * SF_OK, or an error naming the problem (unknown shape or type, directory
+ * not writable, out of memory, I/O); on error no file is left behind.
+ * out (optional) receives the sizes. */
+int sf_synth_write(const char *path, const sf_synth_params *p, sf_synth_result *out);
+
+/* The accepted shape names, NULL-terminated. */
+const char *const *sf_synth_shape_names(void);
+
 #endif

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "gguf/gguf.h"
-#include "model/synth.h"
+#include "sparsefuse_eval.h"
 #include "sparsefuse.h"
 
 /* the tiny shape, as documented in synth.h / `sparsefuse synth --help` */
