@@ -51,8 +51,22 @@ struct sf_context {
     int last_n;      /* tokens in the last sf_decode call */
 };
 
+/* Optional control of one forward pass, for analysis tools (not for
+ * models with post-norms, whose sub-block outputs are added late):
+ * start at layer `start_layer` from a residual stream the caller provides,
+ * skip one attention and/or one FFN sub-block, and see the residual stream
+ * at each layer's input (stage 0), after its attention (1) and output (2). */
+typedef struct {
+    int start_layer;          /* 0: from the embedding */
+    const float *x_start;     /* [T][n_embd] residual stream entering start_layer (start_layer > 0) */
+    int skip_attn, skip_ffn;  /* layer whose sub-block is removed, or -1 */
+    void (*on_stage)(void *user, int layer, int stage, const float *x, int T);
+    void *user;
+} sf_forward_ctl;
+
 /* Runs the model on tokens[0..T) at positions n_past.., T <= n_batch;
  * writes logits for tokens [logits_from, T) into c->logits rows 0... */
 int sf_forward(sf_context *c, const int32_t *tokens, int T, int logits_from);
+int sf_forward_ctl_run(sf_context *c, const int32_t *tokens, int T, int logits_from, const sf_forward_ctl *ctl);
 
 #endif

@@ -313,28 +313,39 @@ static void ffn_block(sf_context *c, const sf_layer *L, int T, const float *pend
 }
 
 int sf_forward(sf_context *c, const int32_t *tokens, int T, int logits_from) {
+    return sf_forward_ctl_run(c, tokens, T, logits_from, NULL);
+}
+
+int sf_forward_ctl_run(sf_context *c, const int32_t *tokens, int T, int logits_from, const sf_forward_ctl *ctl) {
     const sf_model *m = c->model;
     for (int t = 0; t < T; t++) {
         c->tokens[t] = tokens[t];
         c->pos[t] = c->n_past + t;
     }
-    sf_job je = {.c = c, .T = T};
-    sf_pool_run(c->pool, region_embed, &je);
+    const int start = ctl ? ctl->start_layer : 0;
+    if (start > 0) memcpy(c->x, ctl->x_start, sizeof(float) * (size_t)T * m->n_embd);
+    else {
+        sf_job je = {.c = c, .T = T};
+        sf_pool_run(c->pool, region_embed, &je);
+    }
 
     /* A post-norm'ed sub-block output waits in c->tmp and is added to the
      * residual at the start of the next region that reads x. */
     const float *pending = NULL;
-    for (int il = 0; il < m->n_layer; il++) {
+    for (int il = start; il < m->n_layer; il++) {
         const sf_layer *L = &m->layers[il];
-        if (L->n_head > 0) {
+        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, 0, c->x, T);
+        if (L->n_head > 0 && !(ctl && ctl->skip_attn == il)) {
             attention_block(c, L, T, pending);
             pending = L->attn_post_norm ? L->attn_post_norm->data : NULL;
         }
-        if (L->n_ff > 0) {
+        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, 1, c->x, T);
+        if (L->n_ff > 0 && !(ctl && ctl->skip_ffn == il)) {
             const int n_out = T - logits_from;
             ffn_block(c, L, T, pending, il == m->n_layer - 1 && n_out > 0 ? n_out : T);
             pending = L->ffn_post_norm ? L->ffn_post_norm->data : NULL;
         }
+        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, 2, c->x, T);
     }
 
     /* final norm and LM head for tokens [logits_from, T) */
