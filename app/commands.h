@@ -11,5 +11,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_fuse(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 #endif
