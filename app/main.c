@@ -18,6 +18,7 @@ static const struct {
     {"bench", cmd_bench, "prompt and generation speed (llama-bench pp/tg)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"inspect", cmd_inspect, "validate a GGUF file and summarize it"},
+    {"analyze", cmd_analyze, "FFN Fusion: block-dependency matrix and importances, as a report"},
     {"compare", cmd_compare, "a base model against variants: PPL, KLD, same top, HellaSwag, speed"},
     {"synth", cmd_synth, "write a random-weight model in a real model's shape (speed tests)"},
     {"fuse", cmd_fuse, "FFN Fusion: drop attention, fuse FFN runs, write a deci GGUF"},

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(build-essential cmake pkg-config libcmocka-dev libopenblas-dev liblapacke-dev python3 python3-pip unzip bzip2)
+PACKAGES=(build-essential cmake pkg-config libcmocka-dev libopenblas-dev liblapacke-dev libpng-dev libjansson-dev python3 python3-pip unzip bzip2)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

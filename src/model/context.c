@@ -60,6 +60,8 @@ sf_context *sf_context_new(sf_model *m, const sf_context_params *params) {
     c->x = alloc_or_fail(sizeof(float) * B * E, &rc);
     c->xn = alloc_or_fail(sizeof(float) * B * E, &rc);
     c->tmp = alloc_or_fail(sizeof(float) * B * E, &rc);
+    c->x0 = alloc_or_fail(sizeof(float) * B * E, &rc);
+    c->xsum = alloc_or_fail(sizeof(float) * B * E, &rc);
     c->q = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_max * hk, &rc);
     c->k = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_kv_max * hk, &rc);
     c->v = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_kv_max * hv, &rc);
@@ -99,7 +101,7 @@ void sf_context_free(sf_context *c) {
         for (int i = 0; i < c->model->n_kv_layers; i++) free(c->v_cache[i]);
     free(c->k_cache);
     free(c->v_cache);
-    free(c->x); free(c->xn); free(c->tmp); free(c->q); free(c->k); free(c->v); free(c->att);
+    free(c->x); free(c->xn); free(c->tmp); free(c->x0); free(c->xsum); free(c->q); free(c->k); free(c->v); free(c->att);
     free(c->hb); free(c->hb2); free(c->attn_work); free(c->pos); free(c->tokens); free(c->logits);
     for (int k = 0; k < SF_ACT_KINDS; k++) free(c->act.buf[k]);
     free(c);

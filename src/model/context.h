@@ -33,6 +33,7 @@ struct sf_context {
     float *x;      /* [B][n_embd] residual stream */
     float *xn;     /* [B][n_embd] normed input of a sub-block */
     float *tmp;    /* [B][n_embd] sub-block output before post-norm */
+    float *x0, *xsum; /* [B][n_embd] each: a parallel group's input and summed contributions */
     float *q;      /* [B][n_head_max * head_dim_k] */
     float *k;      /* [B][n_head_kv_max * head_dim_k] */
     float *v;      /* [B][n_head_kv_max * head_dim_v] */
@@ -54,12 +55,14 @@ struct sf_context {
 /* Optional control of one forward pass, for analysis tools (not for
  * models with post-norms, whose sub-block outputs are added late):
  * start at layer `start_layer` from a residual stream the caller provides,
- * skip one attention and/or one FFN sub-block, and see the residual stream
+ * stop early, skip attention or FFN sub-blocks, and see the residual stream
  * at each layer's input (stage 0), after its attention (1) and output (2). */
 typedef struct {
     int start_layer;          /* 0: from the embedding */
     const float *x_start;     /* [T][n_embd] residual stream entering start_layer (start_layer > 0) */
+    int end_layer;            /* > 0: stop before this layer (no final norm, no logits) */
     int skip_attn, skip_ffn;  /* layer whose sub-block is removed, or -1 */
+    const bool *skip_attn_mask; /* optional [n_layer]: attention removed where set */
     void (*on_stage)(void *user, int layer, int stage, const float *x, int T);
     void *user;
 } sf_forward_ctl;

@@ -332,10 +332,29 @@ int sf_forward_ctl_run(sf_context *c, const int32_t *tokens, int T, int logits_f
     /* A post-norm'ed sub-block output waits in c->tmp and is added to the
      * residual at the start of the next region that reads x. */
     const float *pending = NULL;
-    for (int il = start; il < m->n_layer; il++) {
+    const int end = ctl && ctl->end_layer > 0 ? ctl->end_layer : m->n_layer;
+    for (int il = start; il < end; il++) {
         const sf_layer *L = &m->layers[il];
+        if (L->parallel_last > il && !ctl) { /* the group's blocks all read x; their contributions are summed */
+            const size_t n = (size_t)T * m->n_embd;
+            memcpy(c->x0, c->x, sizeof(float) * n);
+            memset(c->xsum, 0, sizeof(float) * n);
+            for (int jl = il; jl <= L->parallel_last; jl++) {
+                const sf_layer *J = &m->layers[jl];
+                if (jl > il) memcpy(c->x, c->x0, sizeof(float) * n);
+                if (J->n_head > 0) attention_block(c, J, T, NULL);
+                if (J->n_ff > 0) {
+                    const int n_out = T - logits_from;
+                    ffn_block(c, J, T, NULL, jl == m->n_layer - 1 && n_out > 0 ? n_out : T);
+                }
+                for (size_t k = 0; k < n; k++) c->xsum[k] += c->x[k] - c->x0[k];
+            }
+            for (size_t k = 0; k < n; k++) c->x[k] = c->x0[k] + c->xsum[k];
+            il = L->parallel_last;
+            continue;
+        }
         if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, 0, c->x, T);
-        if (L->n_head > 0 && !(ctl && ctl->skip_attn == il)) {
+        if (L->n_head > 0 && !(ctl && (ctl->skip_attn == il || (ctl->skip_attn_mask && ctl->skip_attn_mask[il])))) {
             attention_block(c, L, T, pending);
             pending = L->attn_post_norm ? L->attn_post_norm->data : NULL;
         }
@@ -348,6 +367,10 @@ int sf_forward_ctl_run(sf_context *c, const int32_t *tokens, int T, int logits_f
         if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, 2, c->x, T);
     }
 
+    if (end < m->n_layer) {
+        c->n_logits = 0;
+        return SF_OK;
+    }
     /* final norm and LM head for tokens [logits_from, T) */
     const int n_out = T - logits_from;
     c->n_logits = n_out;

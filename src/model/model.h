@@ -24,6 +24,8 @@ typedef struct {
     const sf_gguf_tensor *attn_norm, *wq, *wk, *wv, *wo;  /* wq/wk/wv NULL for linear attention */
     const sf_gguf_tensor *q_norm, *k_norm, *attn_post_norm; /* gemma3 only */
     const sf_gguf_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down, *ffn_post_norm;
+    int parallel_last;       /* first block of a parallel group (sparsefuse.parallel_blocks):
+                              * the group's last layer; else -1 */
 } sf_layer;
 
 struct sf_model {

@@ -269,6 +269,36 @@ static int load_tensors(sf_model *m) {
     return SF_OK;
 }
 
+/* sparsefuse.parallel_blocks: [first0, last0, first1, last1, ...] groups of
+ * consecutive blocks that run on the same input, their contributions summed
+ * (FFN Fusion's block parallelization; written by `sparsefuse fuse`). */
+static int load_parallel_groups(sf_model *m) {
+    for (int il = 0; il < m->n_layer; il++) m->layers[il].parallel_last = -1;
+    sf_gguf_vtype et;
+    uint64_t n = 0;
+    const void *data = NULL;
+    int rc = sf_gguf_get_arr_data(m->gguf, "sparsefuse.parallel_blocks", &et, &n, &data);
+    if (rc == SF_ERR_RANGE) return SF_OK; /* absent */
+    if (rc) return rc;
+    if (n % 2) return sf_fail(SF_ERR_FORMAT, "sparsefuse.parallel_blocks has %llu entries, not pairs", (unsigned long long)n);
+    int prev_last = -1;
+    for (uint64_t k = 0; k < n; k += 2) {
+        const int64_t a = sf_gguf_arr_get_i64(et, data, k), b = sf_gguf_arr_get_i64(et, data, k + 1);
+        if (a <= prev_last || b <= a || b >= m->n_layer)
+            return sf_fail(SF_ERR_FORMAT,
+                           "sparsefuse.parallel_blocks: group %lld-%lld is not an ascending, disjoint range of at "
+                           "least 2 of the %d layers",
+                           (long long)a, (long long)b, m->n_layer);
+        for (int64_t il = a; il <= b; il++)
+            if (m->layers[il].attn_post_norm || m->layers[il].ffn_post_norm)
+                return sf_fail(SF_ERR_UNSUPPORTED, "parallel blocks with post-norms (layer %lld) are not supported",
+                               (long long)il);
+        m->layers[a].parallel_last = (int)b;
+        prev_last = (int)b;
+    }
+    return SF_OK;
+}
+
 static void count_params(sf_model *m) {
     int64_t by_type[SF_TYPE_COUNT] = {0};
     for (int64_t i = 0; i < sf_gguf_n_tensors(m->gguf); i++) {
@@ -292,6 +322,7 @@ sf_model *sf_model_load(const char *path) {
     if (!rc) rc = load_arch(m);
     if (!rc) rc = load_hparams(m);
     if (!rc) rc = load_tensors(m);
+    if (!rc) rc = load_parallel_groups(m);
     if (!rc) {
         rc = sf_vocab_load(m->gguf, &m->vocab);
         if (!rc && sf_vocab_n_tokens(m->vocab) < m->n_vocab)
