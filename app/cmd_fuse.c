@@ -11,7 +11,9 @@
 #include "commands.h"
 #include "common.h"
 #include "fusion/fuse.h"
+#include "fusion/heal.h"
 #include "generate.h"
+#include "sparsefuse_fusion.h"
 #include "tensor/types.h"
 
 /* The writer's temporary file ("<out>.tmp.<pid>", see gguf.h), removed if
@@ -56,9 +58,66 @@ static void format_ranges(const sf_layer_range *r, int n, char *buf, size_t len)
         k += (size_t)snprintf(buf + k, len - k, "%s%d-%d", i ? ", " : "", r[i].first, r[i].last);
 }
 
+/* "auto" / "auto:K": K (or 0 for plain "auto"); -1 if s is not an auto spec. */
+static int auto_count(const char *s) {
+    if (!s || strncmp(s, "auto", 4) != 0) return -1;
+    if (s[4] == '\0') return 0;
+    if (s[4] != ':') return -2;
+    char *end = NULL;
+    const long k = strtol(s + 5, &end, 10);
+    return end && *end == '\0' && k > 0 && k < 100000 ? (int)k : -2;
+}
+
+/* analysis.json from -a DIR or FILE */
+static int load_analysis(const cmd_spec *cmd, const char *given, sf_analysis *a) {
+    char path[4096];
+    const size_t n = strlen(given);
+    if (n > 5 && strcmp(given + n - 5, ".json") == 0) snprintf(path, sizeof path, "%s", given);
+    else snprintf(path, sizeof path, "%s/analysis.json", given);
+    if (sf_analysis_read_json(path, a) != SF_OK) return args_error(cmd, "--analysis: %s", sf_last_error());
+    return APP_EXIT_OK;
+}
+
+/* Fits and folds the healing correction: unhealed -> output. */
+static int heal(const cmd_spec *cmd, const char *src, const sf_fuse_plan *plan, const char *unhealed,
+                const char *output, const char *calib, int tokens, float ridge, int threads) {
+    size_t len = 0;
+    char *text = app_read_file(cmd, calib, &len, false);
+    if (!text) return APP_EXIT_RUNTIME;
+    int rc = APP_EXIT_RUNTIME, n_tok = 0;
+    int32_t *toks = NULL;
+    app_model_opts mo = {0};
+    sf_model *m = app_load_model(cmd, &mo, src);
+    if (m) toks = app_tokenize(cmd, m, text, len, true, false, &n_tok);
+    sf_model_free(m);
+    free(text);
+    if (!toks) return rc;
+    sf_heal_params hp = sf_heal_default_params();
+    hp.n_tokens = tokens;
+    hp.ridge = ridge;
+    hp.n_threads = threads;
+    sf_heal_fit_result fit;
+    fprintf(stderr, "sparsefuse fuse: healing on %lld calibration tokens of %s ...\n",
+            (long long)(tokens < n_tok ? tokens : n_tok), calib);
+    if (sf_heal_fit(src, unhealed, plan, toks, n_tok, &hp, &fit) != SF_OK) {
+        rc = app_fail(cmd, "healing");
+    } else {
+        for (int k = 0; k < fit.n_groups; k++)
+            fprintf(stderr, "sparsefuse fuse: heal: fused layer %d: relative error of the group's output on the "
+                            "calibration tokens %.4f -> %.4f\n",
+                    fit.layer[k], fit.err_before[k], fit.err_after[k]);
+        rc = sf_heal_apply(unhealed, &fit, ridge, output) == SF_OK ? APP_EXIT_OK : app_fail(cmd, "writing the healed model");
+        sf_heal_fit_free(&fit);
+    }
+    free(toks);
+    return rc;
+}
+
 int cmd_fuse(int argc, char **argv) {
     const char *model = NULL, *output = NULL, *drop = NULL, *fuse = NULL, *norm = "shared-last", *parallel = NULL,
-               *ftype = "keep";
+               *ftype = "keep", *analysis = NULL, *heal_file = NULL;
+    int heal_tokens = 2048, threads = 0;
+    float heal_ridge = 1e-2f;
     const arg_spec args[] = {
         {"-m", "--model", ARG_STR, &model, "FILE",
          "source GGUF, llama or deci (default: " APP_DEFAULT_MODEL " if present, else $SF_MODEL)", 0, 0, NULL},
@@ -74,6 +133,15 @@ int cmd_fuse(int argc, char **argv) {
          "run whole blocks of these ranges in parallel, e.g. 20-23 (see above)", 0, 0, NULL},
         {NULL, "--fused-type", ARG_STR, &ftype, "T",
          "type of the fused gate/up/down tensors: keep, f32, f16, q8_0, ... (default: keep)", 0, 0, NULL},
+        {"-a", "--analysis", ARG_STR, &analysis, "DIR",
+         "report of `sparsefuse analyze` (DIR or DIR/analysis.json), for the auto plans", 0, 0, NULL},
+        {NULL, "--heal", ARG_STR, &heal_file, "FILE", "fit the healing correction on this calibration text", 0, 0,
+         NULL},
+        {NULL, "--heal-tokens", ARG_INT, &heal_tokens, "N", "calibration tokens for --heal (default: 2048)", 2,
+         1 << 24, NULL},
+        {NULL, "--heal-ridge", ARG_FLOAT, &heal_ridge, "R", "ridge strength, relative to trace(G)/n_embd (default: 0.01)",
+         1e-8, 1e4, NULL},
+        {"-t", "--threads", ARG_INT, &threads, "N", "threads for --heal (default: physical cores)", 1, 4096, NULL},
     };
     const cmd_spec cmd = {
         "fuse", "-o OUT.gguf [-m MODEL] [--drop-attn LIST] [--fuse RANGES] [--norm V] [--parallel-blocks RANGES]\n"
@@ -98,9 +166,20 @@ int cmd_fuse(int argc, char **argv) {
         "                reads the same input and their contributions are summed. Recorded as\n"
         "                sparsefuse.parallel_blocks (new numbering); sparsefuse runs it, llama.cpp\n"
         "                ignores the key and runs the blocks in sequence.\n"
-        "LIST and RANGES are explicit layer numbers of the source model (0-based), e.g.\n"
-        "3,5,7-12. Automatic plans from the dependency analysis ('auto') are not\n"
-        "implemented yet. Members whose tensor types differ are re-quantized to the first\n"
+        "LIST and RANGES are layer numbers of the source model (0-based), e.g. 3,5,7-12, or\n"
+        "automatic plans from `sparsefuse analyze` (-a DIR):\n"
+        "  --drop-attn auto:K      the K attention sub-blocks whose removal alone changes the\n"
+        "                          next-token distribution least (KL), never layer 0's;\n"
+        "  --fuse auto             every run of consecutive attention-free layers minus its\n"
+        "                          last FFN, where 2 or more remain;\n"
+        "  --parallel-blocks auto:G  the paper's greedy rule: windows of 4 blocks with the\n"
+        "                          smallest max (then sum) of M inside, G times, disjoint,\n"
+        "                          avoiding dropped and fused layers.\n"
+        "  --heal FILE   fits, per fused group, the linear map A that best turns the fused\n"
+        "                output into what the members add one after another (least squares\n"
+        "                over calibration tokens, ridge towards A = I, LAPACK) and folds it\n"
+        "                into the group's ffn_down (re-quantized to its type).\n"
+        "Members whose tensor types differ are re-quantized to the first\n"
         "member's type, with a warning. The plan is recorded under sparsefuse.fusion.*.\n"
         "The file is written atomically (nothing is left behind on error or Ctrl-C).\n"
         "Progress and the summary go to stderr.",
@@ -119,9 +198,17 @@ int cmd_fuse(int argc, char **argv) {
     int n_drop = 0, n_fuse = 0, n_par = 0, n_layer = 0;
     bool *mask = NULL;
     int exit_code = APP_EXIT_OK;
-    if ((drop && sf_fuse_parse_ranges(drop, "--drop-attn", &drop_r, &n_drop)) ||
-        (fuse && sf_fuse_parse_ranges(fuse, "--fuse", &fuse_r, &n_fuse)) ||
-        (parallel && sf_fuse_parse_ranges(parallel, "--parallel-blocks", &par_r, &n_par))) {
+    const int k_drop = auto_count(drop), k_fuse = auto_count(fuse), k_par = auto_count(parallel);
+    sf_analysis an = {0};
+    if (k_drop == -2 || k_par == -2 || k_fuse == -2 || (k_fuse > 0))
+        return args_error(&cmd, "auto plans are written auto:K for --drop-attn and --parallel-blocks, auto for --fuse");
+    if ((k_drop >= 0 || k_fuse >= 0 || k_par >= 0) && !analysis)
+        return args_error(&cmd, "automatic plans need the dependency analysis: give -a DIR (from sparsefuse analyze)");
+    if (k_drop == 0 || k_par == 0) return args_error(&cmd, "say how many: --drop-attn auto:K, --parallel-blocks auto:G");
+    if (analysis && (exit_code = load_analysis(&cmd, analysis, &an)) != APP_EXIT_OK) return exit_code;
+    if ((drop && k_drop < 0 && sf_fuse_parse_ranges(drop, "--drop-attn", &drop_r, &n_drop)) ||
+        (fuse && k_fuse < 0 && sf_fuse_parse_ranges(fuse, "--fuse", &fuse_r, &n_fuse)) ||
+        (parallel && k_par < 0 && sf_fuse_parse_ranges(parallel, "--parallel-blocks", &par_r, &n_par))) {
         exit_code = args_error(&cmd, "%s", sf_last_error());
         goto done;
     }
@@ -133,8 +220,65 @@ int cmd_fuse(int argc, char **argv) {
     }
     mask = calloc((size_t)n_layer, sizeof *mask);
     if (!mask) { exit_code = APP_EXIT_RUNTIME; goto done; }
-    if (sf_fuse_ranges_to_mask(drop_r, n_drop, n_layer, "--drop-attn", mask)) {
+    if (analysis && an.n_layer != n_layer) {
+        exit_code = args_error(&cmd, "the analysis is of a %d-layer model, %s has %d layers", an.n_layer, path, n_layer);
+        goto done;
+    }
+    if (k_drop > 0) {
+        if (sf_auto_drop_attn(&an, k_drop, mask)) {
+            exit_code = args_error(&cmd, "%s", sf_last_error());
+            goto done;
+        }
+        n_drop = k_drop;
+    } else if (sf_fuse_ranges_to_mask(drop_r, n_drop, n_layer, "--drop-attn", mask)) {
         exit_code = args_error(&cmd, "%s", sf_last_error());
+        goto done;
+    }
+    if (k_fuse == 0) {
+        fuse_r = malloc(sizeof *fuse_r * (size_t)(n_layer / 2 + 1));
+        if (!fuse_r) { exit_code = APP_EXIT_RUNTIME; goto done; }
+        sf_auto_fuse_groups(n_layer, mask, fuse_r, &n_fuse);
+        if (!n_fuse) fprintf(stderr, "sparsefuse fuse: --fuse auto: no run of 3 or more attention-free layers\n");
+    }
+    if (k_par > 0) {
+        bool *excl = calloc((size_t)n_layer, sizeof *excl);
+        par_r = malloc(sizeof *par_r * (size_t)k_par);
+        if (!excl || !par_r) { free(excl); exit_code = APP_EXIT_RUNTIME; goto done; }
+        for (int l = 0; l < n_layer; l++) excl[l] = mask[l];
+        for (int g = 0; g < n_fuse; g++)
+            for (int l = fuse_r[g].first; l <= fuse_r[g].last; l++) excl[l] = true;
+        int prc = sf_auto_parallel(&an, k_par, 4, excl, par_r);
+        free(excl);
+        if (prc) {
+            exit_code = args_error(&cmd, "%s", sf_last_error());
+            goto done;
+        }
+        n_par = k_par;
+    }
+    {
+        char buf[512];
+        if (k_drop > 0) {
+            size_t k = 0;
+            buf[0] = '\0';
+            for (int l = 0; l < n_layer && k < sizeof buf; l++)
+                if (mask[l]) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%d", k ? "," : "", l);
+            fprintf(stderr, "sparsefuse fuse: --drop-attn auto:%d -> %s\n", k_drop, buf);
+        }
+        if (k_fuse == 0) {
+            format_ranges(fuse_r, n_fuse, buf, sizeof buf);
+            fprintf(stderr, "sparsefuse fuse: --fuse auto -> %s\n", n_fuse ? buf : "(none)");
+        }
+        if (k_par > 0) {
+            format_ranges(par_r, n_par, buf, sizeof buf);
+            fprintf(stderr, "sparsefuse fuse: --parallel-blocks auto:%d -> %s\n", k_par, buf);
+        }
+    }
+    if (heal_file && !app_readable(&cmd, "calibration text", heal_file)) {
+        exit_code = APP_EXIT_USAGE;
+        goto done;
+    }
+    if (heal_file && !n_fuse) {
+        exit_code = args_error(&cmd, "--heal needs at least one fused group");
         goto done;
     }
     /* validated by sf_fuse_write against the source's layout (a deci source
@@ -143,7 +287,11 @@ int cmd_fuse(int argc, char **argv) {
     if (!n_drop && !n_fuse && !n_par)
         fprintf(stderr, "sparsefuse fuse: no --drop-attn, --fuse or --parallel-blocks: the model is only rewritten as deci\n");
 
-    snprintf(g_tmp, sizeof g_tmp, "%s.tmp.%ld", output, (long)getpid());
+    /* with --heal the unhealed model goes to a temporary file first */
+    char unhealed[3800];
+    snprintf(unhealed, sizeof unhealed, "%s.unhealed.%ld", output, (long)getpid());
+    const char *target = heal_file ? unhealed : output;
+    snprintf(g_tmp, sizeof g_tmp, "%s.tmp.%ld", target, (long)getpid());
     void (*old_int)(int) = signal(SIGINT, on_signal);
     void (*old_term)(int) = signal(SIGTERM, on_signal);
     void (*old_hup)(int) = signal(SIGHUP, on_signal);
@@ -153,7 +301,7 @@ int cmd_fuse(int argc, char **argv) {
     opt.user = (void *)output;
     sf_fuse_report r;
     double t0 = app_now();
-    rc = sf_fuse_write(path, &plan, output, &opt, &r);
+    rc = sf_fuse_write(path, &plan, target, &opt, &r);
     signal(SIGINT, old_int);
     signal(SIGTERM, old_term);
     signal(SIGHUP, old_hup);
@@ -168,12 +316,18 @@ int cmd_fuse(int argc, char **argv) {
     fprintf(stderr,
             "sparsefuse fuse: wrote %s in %.1f s: %d -> %d layers; attention removed in %d; %d FFN group%s fused "
             "(%d layers%s%s, norm %s); %d tensors, %.1f MiB%s\n",
-            output, app_now() - t0, r.n_layer_in, r.n_layer_out, r.n_attn_dropped, r.n_groups, r.n_groups == 1 ? "" : "s",
+            heal_file ? "the unhealed model" : output, app_now() - t0, r.n_layer_in, r.n_layer_out, r.n_attn_dropped, r.n_groups, r.n_groups == 1 ? "" : "s",
             r.n_fused_layers, n_fuse ? ": " : "", groups, sf_fuse_norm_name(norm_v), r.n_tensors,
             (double)r.data_bytes / 1048576.0, r.n_requantized ? "" : "; nothing re-quantized");
     if (r.n_requantized) fprintf(stderr, "sparsefuse fuse: %d fused tensors re-quantized (see above)\n", r.n_requantized);
     if (n_par) fprintf(stderr, "sparsefuse fuse: %d parallel-block groups recorded\n", n_par);
+    if (heal_file) {
+        exit_code = heal(&cmd, path, &plan, unhealed, output, heal_file, heal_tokens, heal_ridge, threads);
+        unlink(unhealed);
+        if (exit_code == APP_EXIT_OK) fprintf(stderr, "sparsefuse fuse: wrote the healed model to %s\n", output);
+    }
 done:
+    sf_analysis_free(&an);
     free(drop_r);
     free(fuse_r);
     free(par_r);

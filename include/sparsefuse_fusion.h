@@ -73,4 +73,21 @@ typedef struct {
     const sf_layer_range *parallel;
 } sf_fuse_plan;
 
+/* ---- automatic plans (from an analysis) ----------------------------------- */
+
+/* Reads DIR/analysis.json as written by sf_analysis_write_report. */
+int sf_analysis_read_json(const char *path, sf_analysis *out);
+/* drop[n_layer] = the k attention sub-blocks whose removal alone changes the
+ * next-token distribution least (attn_kl), never layer 0's. */
+int sf_auto_drop_attn(const sf_analysis *a, int k, bool *drop);
+/* Fusion groups from the attention-free layers: every run of consecutive
+ * attention-free layers minus its last FFN (the paper found the last one
+ * sensitive), when that leaves 2 or more. out: room for n_layer / 2 groups. */
+int sf_auto_fuse_groups(int n_layer, const bool *attn_free, sf_layer_range *out, int *n_out);
+/* The paper's greedy block parallelization: among windows of `window`
+ * consecutive blocks (not layer 0, none excluded[l]), pick the one with the
+ * smallest max of M inside (ties: smallest sum), remove overlapping windows,
+ * repeat n_groups times. out: [n_groups], ascending. */
+int sf_auto_parallel(const sf_analysis *a, int n_groups, int window, const bool *excluded, sf_layer_range *out);
+
 #endif
