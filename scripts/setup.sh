@@ -28,3 +28,24 @@ echo "== main job: a generation with the default model"
 ./build/sparsefuse run -m models/SmolLM2-135M-Instruct.Q4_1.gguf -n 48 --temp 0 \
   -p "The three most important inventions of the twentieth century are"
 echo
+
+# FFN Fusion on the default model, in a few minutes: the dependency analysis
+# (report in build/fusion-demo/analysis/index.html), a variant with the 8 least
+# important attention sub-blocks dropped and the resulting attention-free run
+# fused, and the comparison table (small samples: see docs/ffn-fusion.md for
+# the full numbers and tools/fusion/experiments.sh to reproduce them).
+DATA="$(cd .. && pwd)/shared/data"
+if [ -f "$DATA/wikitext-2/valid.txt" ]; then
+  echo "== main job: FFN Fusion on the default model"
+  DEMO=build/fusion-demo
+  mkdir -p "$DEMO"
+  ./build/sparsefuse analyze -m models/SmolLM2-135M-Instruct.Q4_1.gguf -f "$DATA/wikitext-2/valid.txt" \
+    --tokens 128 -c 128 -o "$DEMO/analysis"
+  ./build/sparsefuse fuse -m models/SmolLM2-135M-Instruct.Q4_1.gguf -a "$DEMO/analysis" \
+    --drop-attn auto:8 --fuse auto -o "$DEMO/drop8-fuse.gguf"
+  ./build/sparsefuse compare -m models/SmolLM2-135M-Instruct.Q4_1.gguf -m "$DEMO/drop8-fuse.gguf" \
+    -f "$DATA/wikitext-2/test.txt" --chunks 4 --hellaswag "$DATA/hellaswag_val_full.txt.bz2" --tasks 40 \
+    -p 128 -n 32 -r 1
+else
+  echo "== (FFN Fusion demo skipped: $DATA/wikitext-2 not found)"
+fi

@@ -212,10 +212,47 @@ static void test_parallel_runtime(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* A written drop-only plan equals the in-memory transform: the source model
+ * run with the same attention sub-blocks skipped, bit for bit. */
+static void test_written_equals_in_memory(void **st) {
+    (void)st;
+    const char *src = sf_test_model_path(SF_TEST_SMOLLM);
+    if (!src) skip();
+    char dir[] = "/tmp/sf-test-mem-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char out[256];
+    snprintf(out, sizeof out, "%s/drop.gguf", dir);
+    bool drop[30] = {0};
+    drop[5] = drop[6] = drop[17] = true;
+    const sf_fuse_plan plan = {30, drop, 0, NULL, SF_FUSE_NORM_SHARED_LAST, 0, NULL};
+    assert_int_equal(sf_fuse_write(src, &plan, out, NULL, NULL), SF_OK);
+    enum { T = 8 };
+    const int32_t toks[T] = {504, 3575, 282, 4649, 314, 7042, 28, 284};
+    sf_context_params cp = sf_context_default_params();
+    cp.n_ctx = cp.n_batch = T;
+    cp.n_threads = 1;
+    sf_model *mf = sf_model_load(out), *m = sf_model_load(src);
+    assert_true(mf && m);
+    sf_context *cf = sf_context_new(mf, &cp), *c = sf_context_new(m, &cp);
+    assert_int_equal(sf_decode(cf, toks, T, true), SF_OK);
+    sf_forward_ctl ctl = {.skip_attn = -1, .skip_ffn = -1, .skip_attn_mask = drop};
+    assert_int_equal(sf_forward_ctl_run(c, toks, T, 0, &ctl), SF_OK);
+    for (int t = 0; t < T; t++)
+        assert_int_equal(memcmp(sf_get_logits(cf, t), c->logits + (size_t)t * m->n_vocab, sizeof(float) * m->n_vocab), 0);
+    sf_context_free(cf);
+    sf_context_free(c);
+    sf_model_free(mf);
+    sf_model_free(m);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drop_and_fuse), cmocka_unit_test(test_parallel_greedy),
         cmocka_unit_test(test_json_round_trip), cmocka_unit_test(test_heal), cmocka_unit_test(test_parallel_runtime),
+        cmocka_unit_test(test_written_equals_in_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
