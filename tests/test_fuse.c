@@ -98,7 +98,7 @@ static void test_parse(void **state) {
         assert_null(r);
     }
     expect_msg(sf_fuse_parse_ranges("3-b", "--fuse", &r, &n), SF_ERR_ARG, "'3-b' is not a layer number or range");
-    expect_msg(sf_fuse_parse_ranges("auto", "--fuse", &r, &n), SF_ERR_UNSUPPORTED, "not implemented yet");
+    expect_msg(sf_fuse_parse_ranges("auto", "--fuse", &r, &n), SF_ERR_UNSUPPORTED, "an automatic plan");
     expect_msg(sf_fuse_parse_ranges("auto:8", "--drop-attn", &r, &n), SF_ERR_UNSUPPORTED, "--drop-attn auto:8");
 
     sf_fuse_norm norm;
@@ -748,7 +748,11 @@ static void test_cli(void **state) {
     assert_int_equal(CLI(err, "-m", src), 2);
     assert_non_null(strstr(err, "no output file"));
     assert_int_equal(CLI(err, "-m", src, "-o", out, "--fuse", "auto"), 2);
-    assert_non_null(strstr(err, "not implemented yet"));
+    assert_non_null(strstr(err, "give -a DIR"));
+    assert_int_equal(CLI(err, "-m", src, "-o", out, "-a", "/nonexistent", "--fuse", "auto"), 2);
+    assert_non_null(strstr(err, "--analysis"));
+    assert_int_equal(CLI(err, "-m", src, "-o", out, "--drop-attn", "auto:x"), 2);
+    assert_non_null(strstr(err, "auto plans are written"));
     assert_int_equal(CLI(err, "-m", src, "-o", out, "--drop-attn", "3,x"), 2);
     assert_non_null(strstr(err, "'x' is not a layer number"));
     assert_int_equal(CLI(err, "-m", src, "-o", out, "--drop-attn", "25-31"), 2);

@@ -36,8 +36,8 @@ int sf_fuse_parse_ranges(const char *s, const char *what, sf_layer_range **out, 
     if (!s || !*s) return sf_fail(SF_ERR_ARG, "%s: empty layer list (expected e.g. 3,5,7-12)", what);
     if (strncmp(s, "auto", 4) == 0)
         return sf_fail(SF_ERR_UNSUPPORTED,
-                       "%s %s: automatic plans need the block dependency analysis, which is not implemented yet; "
-                       "give explicit layers (e.g. 3,5,7-12)",
+                       "%s %s: an automatic plan, not a layer list: it is resolved from the dependency analysis "
+                       "(sf_auto_* in sparsefuse_fusion.h; `sparsefuse fuse -a DIR`)",
                        what, s);
     int cap = 1;
     for (const char *c = s; *c; c++) cap += *c == ',';

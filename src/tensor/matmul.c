@@ -17,14 +17,14 @@ void sf_matmul_rows(const sf_matrix *w, const void *x, size_t x_stride, int T, f
     for (int64_t rt = r0; rt < r1; rt += ROW_TILE) {
         const int64_t re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
         int t = 0;
-        /* groups of 4 tokens through the x4 kernel where it computes what
-         * vec_dot would (every token on the plain vec_dot path) */
-        for (; tr->vec_dot_x4 && t + 4 <= T; t += 4) {
+        /* groups of 4 tokens x 2 rows through the 2x4 kernel where it computes
+         * what vec_dot would (every token on the plain vec_dot path) */
+        for (; tr->vec_dot_2x4 && re - rt >= 2 && t + 4 <= T; t += 4) {
             bool plain = true;
             for (int k = 0; k < 4; k++) plain &= !sf_ggml_batch_dot(w->type, w->n_out, ggml_batch, t + k - w->ggml_first);
             if (!plain) break;
             int64_t r = rt;
-            for (; tr->vec_dot_2x4 && r + 2 <= re; r += 2) {
+            for (; r + 2 <= re; r += 2) {
                 float v[8];
                 tr->vec_dot_2x4(w->n_in, wd + (size_t)r * row_bytes, row_bytes, xd + (size_t)t * x_stride, x_stride, v);
                 for (int i = 0; i < 2; i++)
@@ -33,14 +33,12 @@ void sf_matmul_rows(const sf_matrix *w, const void *x, size_t x_stride, int T, f
                         *yr = accumulate ? *yr + v[4 * i + k] : v[4 * i + k];
                     }
             }
-            for (; r < re; r++) {
-                float v[4];
-                tr->vec_dot_x4(w->n_in, wd + (size_t)r * row_bytes, xd + (size_t)t * x_stride, x_stride, v);
+            for (; r < re; r++) /* an odd last row */
                 for (int k = 0; k < 4; k++) {
+                    const float v = tr->vec_dot(w->n_in, wd + (size_t)r * row_bytes, xd + (size_t)(t + k) * x_stride);
                     float *yr = y + (int64_t)(t + k) * y_stride + r;
-                    *yr = accumulate ? *yr + v[k] : v[k];
+                    *yr = accumulate ? *yr + v : v;
                 }
-            }
         }
         for (; t < T; t++) {
             const void *xt = xd + (size_t)t * x_stride;

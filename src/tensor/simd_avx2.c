@@ -24,11 +24,6 @@ void sf_simd_avx2_install(sf_type_traits fast[SF_TYPE_COUNT]) {
     fast[SF_TYPE_Q5_0].vec_dot = sf_avx2_vec_dot_q5_0;
     fast[SF_TYPE_Q5_1].vec_dot = sf_avx2_vec_dot_q5_1;
     fast[SF_TYPE_Q8_0].vec_dot = sf_avx2_vec_dot_q8_0;
-    fast[SF_TYPE_Q4_0].vec_dot_x4 = sf_avx2_vec_dot_x4_q4_0;
-    fast[SF_TYPE_Q4_1].vec_dot_x4 = sf_avx2_vec_dot_x4_q4_1;
-    fast[SF_TYPE_Q5_0].vec_dot_x4 = sf_avx2_vec_dot_x4_q5_0;
-    fast[SF_TYPE_Q5_1].vec_dot_x4 = sf_avx2_vec_dot_x4_q5_1;
-    fast[SF_TYPE_Q8_0].vec_dot_x4 = sf_avx2_vec_dot_x4_q8_0;
 
     fast[SF_TYPE_Q2_K].vec_dot = sf_avx2_vec_dot_q2_K;
     fast[SF_TYPE_Q3_K].vec_dot = sf_avx2_vec_dot_q3_K;

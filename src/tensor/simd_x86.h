@@ -32,11 +32,6 @@ float sf_avx2_vec_dot_bf16(int64_t n, const void *w, const void *a);
 /* simd_legacy_avx2.c: 32-value blocks (a: Q8_0 or Q8_1 as the weight type needs) */
 float sf_avx2_vec_dot_q4_0(int64_t n, const void *w, const void *a);
 float sf_avx2_vec_dot_q4_1(int64_t n, const void *w, const void *a);
-void sf_avx2_vec_dot_x4_q4_0(int64_t n, const void *w, const void *a, size_t a_stride, float out[4]);
-void sf_avx2_vec_dot_x4_q4_1(int64_t n, const void *w, const void *a, size_t a_stride, float out[4]);
-void sf_avx2_vec_dot_x4_q5_0(int64_t n, const void *w, const void *a, size_t a_stride, float out[4]);
-void sf_avx2_vec_dot_x4_q5_1(int64_t n, const void *w, const void *a, size_t a_stride, float out[4]);
-void sf_avx2_vec_dot_x4_q8_0(int64_t n, const void *w, const void *a, size_t a_stride, float out[4]);
 float sf_avx2_vec_dot_q5_0(int64_t n, const void *w, const void *a);
 float sf_avx2_vec_dot_q5_1(int64_t n, const void *w, const void *a);
 float sf_avx2_vec_dot_q8_0(int64_t n, const void *w, const void *a);

@@ -159,11 +159,8 @@ static void build_fast(int level) {
     }
     if (level >= ISA_AVX512) {
         sf_simd_avx512_install(t);
-        /* the x4 and 2x4 kernels reproduce the AVX2 vec_dot, which AVX-512 replaced */
-        for (int i = 0; i < SF_TYPE_COUNT; i++) {
-            t[i].vec_dot_x4 = NULL;
-            t[i].vec_dot_2x4 = NULL;
-        }
+        /* the 2x4 kernels reproduce the AVX2 vec_dot, which AVX-512 replaced */
+        for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_2x4 = NULL;
     }
 #endif
     memcpy(g_fast, t, sizeof t);

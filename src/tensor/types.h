@@ -42,11 +42,9 @@ typedef void (*sf_quantize_fn)(const float *src, void *dst, int64_t n);
 /* Dot product of n values: w is a row of this type, a is a row already
  * quantized to this type's vec_dot_type. */
 typedef float (*sf_vec_dot_fn)(int64_t n, const void *w, const void *a);
-/* vec_dot of one weight row against 4 activation rows a_stride bytes apart:
- * out[r] = vec_dot(n, w, a + r * a_stride), bit for bit, faster (the weight
- * block is decoded once for the 4 rows, and 4 FMA chains run interleaved). */
-typedef void (*sf_vec_dot_x4_fn)(int64_t n, const void *w, const void *a, size_t a_stride, float out[4]);
-/* The same for 2 weight rows (w_stride bytes apart) x 4 activation rows:
+/* vec_dot of 2 weight rows (w_stride bytes apart) against 4 activation rows
+ * (a_stride bytes apart), bit for bit, faster (each weight block decoded once
+ * for the 4 rows, 8 FMA chains interleaved):
  * out[4 * row + k] = vec_dot(n, w + row * w_stride, a + k * a_stride). */
 typedef void (*sf_vec_dot_2x4_fn)(int64_t n, const void *w, size_t w_stride, const void *a, size_t a_stride,
                                   float out[8]);
@@ -60,8 +58,7 @@ typedef struct {
     sf_dequantize_fn dequantize;
     sf_quantize_fn quantize; /* deterministic reference quantizer; NULL if none */
     sf_vec_dot_fn vec_dot;   /* NULL for activation-only types (Q8_1, Q8_K) */
-    sf_vec_dot_x4_fn vec_dot_x4;   /* NULL where the fast table has none */
-    sf_vec_dot_2x4_fn vec_dot_2x4; /* likewise */
+    sf_vec_dot_2x4_fn vec_dot_2x4; /* NULL where the fast table has none */
 } sf_type_traits;
 
 /* Scalar reference traits; NULL for an id that is unknown or unsupported. */
