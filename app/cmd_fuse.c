@@ -1,6 +1,7 @@
 /* sparsefuse fuse: write an FFN-Fusion variant of a model (attention dropped
  * in chosen layers, runs of attention-free FFNs fused into one wide FFN) as a
  * `deci` GGUF. The transform is library code (src/fusion/fuse.h). */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +118,7 @@ int cmd_fuse(int argc, char **argv) {
     const char *model = NULL, *output = NULL, *drop = NULL, *fuse = NULL, *norm = "shared-last", *parallel = NULL,
                *ftype = "keep", *analysis = NULL, *heal_file = NULL;
     int heal_tokens = 2048, threads = 0;
-    float heal_ridge = 1e-2f;
+    float heal_ridge = 1e-2f, fuse_max_m = 0.0f;
     const arg_spec args[] = {
         {"-m", "--model", ARG_STR, &model, "FILE",
          "source GGUF, llama or deci (default: " APP_DEFAULT_MODEL " if present, else $SF_MODEL)", 0, 0, NULL},
@@ -135,6 +136,9 @@ int cmd_fuse(int argc, char **argv) {
          "type of the fused gate/up/down tensors: keep, f32, f16, q8_0, ... (default: keep)", 0, 0, NULL},
         {"-a", "--analysis", ARG_STR, &analysis, "DIR",
          "report of `sparsefuse analyze` (DIR or DIR/analysis.json), for the auto plans", 0, 0, NULL},
+        {NULL, "--fuse-max-m", ARG_FLOAT, &fuse_max_m, "X",
+         "--fuse auto: split runs where a member's FFN dependency M on its group exceeds X (default: no split)", 1e-6,
+         10, NULL},
         {NULL, "--heal", ARG_STR, &heal_file, "FILE", "fit the healing correction on this calibration text", 0, 0,
          NULL},
         {NULL, "--heal-tokens", ARG_INT, &heal_tokens, "N", "calibration tokens for --heal (default: 2048)", 2,
@@ -171,7 +175,8 @@ int cmd_fuse(int argc, char **argv) {
         "  --drop-attn auto:K      the K attention sub-blocks whose removal alone changes the\n"
         "                          next-token distribution least (KL), never layer 0's;\n"
         "  --fuse auto             every run of consecutive attention-free layers minus its\n"
-        "                          last FFN, where 2 or more remain;\n"
+        "                          last FFN, where 2 or more remain, split where the FFN\n"
+        "                          dependency M exceeds --fuse-max-m (and M printed);\n"
         "  --parallel-blocks auto:G  the paper's greedy rule: windows of 4 blocks with the\n"
         "                          smallest max (then sum) of M inside, G times, disjoint,\n"
         "                          avoiding dropped and fused layers.\n"
@@ -237,7 +242,7 @@ int cmd_fuse(int argc, char **argv) {
     if (k_fuse == 0) {
         fuse_r = malloc(sizeof *fuse_r * (size_t)(n_layer / 2 + 1));
         if (!fuse_r) { exit_code = APP_EXIT_RUNTIME; goto done; }
-        sf_auto_fuse_groups(n_layer, mask, fuse_r, &n_fuse);
+        sf_auto_fuse_groups(&an, n_layer, mask, fuse_max_m > 0 ? fuse_max_m : INFINITY, fuse_r, &n_fuse);
         if (!n_fuse) fprintf(stderr, "sparsefuse fuse: --fuse auto: no run of 3 or more attention-free layers\n");
     }
     if (k_par > 0) {
@@ -267,6 +272,20 @@ int cmd_fuse(int argc, char **argv) {
         if (k_fuse == 0) {
             format_ranges(fuse_r, n_fuse, buf, sizeof buf);
             fprintf(stderr, "sparsefuse fuse: --fuse auto -> %s\n", n_fuse ? buf : "(none)");
+            for (int g = 0; g < n_fuse; g++) { /* how independent the chosen members are */
+                double sum = 0, mx = 0;
+                int cnt = 0;
+                for (int i = fuse_r[g].first; i <= fuse_r[g].last; i++)
+                    for (int j = i + 1; j <= fuse_r[g].last; j++) {
+                        const double v = an.dep_ffn[(size_t)i * n_layer + j];
+                        if (v != v) continue;
+                        sum += v;
+                        mx = v > mx ? v : mx;
+                        cnt++;
+                    }
+                fprintf(stderr, "sparsefuse fuse:   group %d-%d: FFN dependency M mean %.3f, max %.3f\n",
+                        fuse_r[g].first, fuse_r[g].last, cnt ? sum / cnt : 0.0, mx);
+            }
         }
         if (k_par > 0) {
             format_ranges(par_r, n_par, buf, sizeof buf);

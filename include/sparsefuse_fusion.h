@@ -82,8 +82,11 @@ int sf_analysis_read_json(const char *path, sf_analysis *out);
 int sf_auto_drop_attn(const sf_analysis *a, int k, bool *drop);
 /* Fusion groups from the attention-free layers: every run of consecutive
  * attention-free layers minus its last FFN (the paper found the last one
- * sensitive), when that leaves 2 or more. out: room for n_layer / 2 groups. */
-int sf_auto_fuse_groups(int n_layer, const bool *attn_free, sf_layer_range *out, int *n_out);
+ * sensitive), split greedily so that no member depends on the earlier members
+ * of its group by more than max_m (M_ffn from the analysis a; INFINITY or
+ * a == NULL: no split); groups of 2 or more. out: room for n_layer / 2. */
+int sf_auto_fuse_groups(const sf_analysis *a, int n_layer, const bool *attn_free, float max_m, sf_layer_range *out,
+                        int *n_out);
 /* The paper's greedy block parallelization: among windows of `window`
  * consecutive blocks (not layer 0, none excluded[l]), pick the one with the
  * smallest max of M inside (ties: smallest sum), remove overlapping windows,

@@ -41,10 +41,18 @@ static void test_drop_and_fuse(void **st) {
     for (int l = 0; l < 12; l++) assert_int_equal(drop[l], l == 4 || l == 5 || l == 6 || l == 7 || l == 9);
     sf_layer_range g[6];
     int n = 0;
-    assert_int_equal(sf_auto_fuse_groups(12, drop, g, &n), SF_OK);
+    assert_int_equal(sf_auto_fuse_groups(&a, 12, drop, INFINITY, g, &n), SF_OK);
     assert_int_equal(n, 1); /* run 4-7 minus its last: 4-6; 9 alone is no group */
     assert_int_equal(g[0].first, 4);
     assert_int_equal(g[0].last, 6);
+    /* a threshold splits where M is high: 6 depends strongly on 4 */
+    a.dep_ffn[4 * 12 + 6] = 0.9f;
+    assert_int_equal(sf_auto_fuse_groups(&a, 12, drop, 0.6f, g, &n), SF_OK);
+    assert_int_equal(n, 1); /* 4-5, then 6 alone */
+    assert_int_equal(g[0].first, 4);
+    assert_int_equal(g[0].last, 5);
+    assert_int_equal(sf_auto_fuse_groups(&a, 12, drop, 0.1f, g, &n), SF_OK); /* everything above 0.1: no group */
+    assert_int_equal(n, 0);
     assert_int_equal(sf_auto_drop_attn(&a, 12, drop), SF_ERR_ARG); /* only 11 candidates */
     sf_analysis_free(&a);
 }

@@ -86,7 +86,18 @@ int sf_auto_drop_attn(const sf_analysis *a, int k, bool *drop) {
     return SF_OK;
 }
 
-int sf_auto_fuse_groups(int n_layer, const bool *attn_free, sf_layer_range *out, int *n_out) {
+/* Largest M_ffn[i][j] between j and the members i of a group [first, j). */
+static float max_dep_into(const sf_analysis *a, int first, int j) {
+    float mx = 0.0f;
+    for (int i = first; i < j; i++) {
+        const float v = a->dep_ffn[(size_t)i * a->n_layer + j];
+        if (!isnan(v) && v > mx) mx = v;
+    }
+    return mx;
+}
+
+int sf_auto_fuse_groups(const sf_analysis *a, int n_layer, const bool *attn_free, float max_m, sf_layer_range *out,
+                        int *n_out) {
     int n = 0;
     for (int s = 0; s < n_layer;) {
         if (!attn_free[s]) {
@@ -95,8 +106,14 @@ int sf_auto_fuse_groups(int n_layer, const bool *attn_free, sf_layer_range *out,
         }
         int e = s;
         while (e + 1 < n_layer && attn_free[e + 1]) e++;
-        /* the run s..e minus its last FFN, which the paper found sensitive */
-        if (e - 1 > s) out[n++] = (sf_layer_range){s, e - 1};
+        /* the run s..e minus its last FFN, which the paper found sensitive;
+         * split where a member would depend on the group by more than max_m */
+        for (int first = s; first <= e - 2;) {
+            int last = first;
+            while (last + 1 <= e - 1 && (!a || max_dep_into(a, first, last + 1) <= max_m)) last++;
+            if (last > first) out[n++] = (sf_layer_range){first, last};
+            first = last + 1;
+        }
         s = e + 1;
     }
     *n_out = n;
