@@ -158,8 +158,8 @@ static void test_heal(void **st) {
 }
 
 /* The engine's parallel-block groups: x <- x0 + sum_j (block_j(x0) - x0),
- * checked bit for bit against the same sums built from single-block passes
- * of the source model. */
+ * each member on one thread of a single region, checked bit for bit against
+ * the same sums built from single-block passes of the source model. */
 static float *g_x0;
 static void grab_x0(void *user, int layer, int stage, const float *x, int T) {
     const sf_model *m = user;
@@ -186,7 +186,9 @@ static void test_parallel_runtime(void **st) {
     sf_model *mp = sf_model_load(par);
     assert_non_null(mp);
     assert_int_equal(mp->layers[10].parallel_last, 11);
-    sf_context *cpar = sf_context_new(mp, &cp);
+    sf_context_params cp2 = cp;
+    cp2.n_threads = 2; /* group members spread over the pool's threads */
+    sf_context *cpar = sf_context_new(mp, &cp2);
     assert_int_equal(sf_decode(cpar, toks, T, true), SF_OK);
     /* the reference from the source model */
     sf_model *m = sf_model_load(src);

@@ -23,6 +23,48 @@ static void *alloc_or_fail(size_t n, int *rc) {
 static const sf_type g_act_types[SF_ACT_KINDS] = {SF_TYPE_F32, SF_TYPE_F16, SF_TYPE_BF16,
                                                   SF_TYPE_Q8_0, SF_TYPE_Q8_1, SF_TYPE_Q8_K};
 
+/* The per-pass work buffers (B = n_batch), for attention scratch of
+ * n_work_threads threads. Shared by a context and its serial shadows. */
+static int alloc_work(sf_context *c, int n_work_threads) {
+    const sf_model *m = c->model;
+    int rc = SF_OK;
+    const size_t B = (size_t)c->n_batch, E = (size_t)m->n_embd;
+    const size_t hk = (size_t)m->head_dim_k, hv = (size_t)m->head_dim_v;
+    c->x = alloc_or_fail(sizeof(float) * B * E, &rc);
+    c->xn = alloc_or_fail(sizeof(float) * B * E, &rc);
+    c->tmp = alloc_or_fail(sizeof(float) * B * E, &rc);
+    c->q = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_max * hk, &rc);
+    c->k = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_kv_max * hk, &rc);
+    c->v = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_kv_max * hv, &rc);
+    c->att = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_max * hv, &rc);
+    c->hb = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
+    c->hb2 = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
+    int group = 1; /* most query heads sharing one KV head, over layers */
+    for (int il = 0; il < m->n_layer; il++)
+        if (m->layers[il].n_head_kv > 0 && m->layers[il].n_head / m->layers[il].n_head_kv > group)
+            group = m->layers[il].n_head / m->layers[il].n_head_kv;
+    c->attn_work_floats = SF_ATTN_WORK_FLOATS((size_t)m->head_dim_k, (size_t)m->head_dim_v, (size_t)group);
+    c->attn_work = alloc_or_fail(sizeof(float) * (size_t)n_work_threads * c->attn_work_floats, &rc);
+    /* widest activation row any matmul reads */
+    int64_t n_in = m->n_embd;
+    if ((int64_t)m->n_head_max * m->head_dim_v > n_in) n_in = (int64_t)m->n_head_max * m->head_dim_v;
+    if (m->n_ff_max > n_in) n_in = m->n_ff_max;
+    for (int k = 0; k < SF_ACT_KINDS; k++) {
+        const sf_type_traits *tr = sf_type_ref(g_act_types[k]);
+        /* rows of n_in rounded up to whole blocks */
+        int64_t blocks = (n_in + tr->block_size - 1) / tr->block_size;
+        c->act.stride[k] = (size_t)blocks * tr->type_size;
+        c->act.buf[k] = alloc_or_fail(c->act.stride[k] * B, &rc);
+    }
+    return rc;
+}
+
+static void free_work(sf_context *c) {
+    free(c->x); free(c->xn); free(c->tmp); free(c->q); free(c->k); free(c->v); free(c->att);
+    free(c->hb); free(c->hb2); free(c->attn_work);
+    for (int k = 0; k < SF_ACT_KINDS; k++) free(c->act.buf[k]);
+}
+
 sf_context *sf_context_new(sf_model *m, const sf_context_params *params) {
     if (!m) { sf_fail(SF_ERR_ARG, "no model"); return NULL; }
     sf_context_params p = params ? *params : sf_context_default_params();
@@ -57,36 +99,29 @@ sf_context *sf_context_new(sf_model *m, const sf_context_params *params) {
         c->k_cache[L->kv_slot] = alloc_or_fail(sizeof(sf_fp16) * (size_t)c->n_ctx * L->n_head_kv * hk, &rc);
         c->v_cache[L->kv_slot] = alloc_or_fail(sizeof(sf_fp16) * (size_t)c->n_ctx * L->n_head_kv * hv, &rc);
     }
-    c->x = alloc_or_fail(sizeof(float) * B * E, &rc);
-    c->xn = alloc_or_fail(sizeof(float) * B * E, &rc);
-    c->tmp = alloc_or_fail(sizeof(float) * B * E, &rc);
     c->x0 = alloc_or_fail(sizeof(float) * B * E, &rc);
     c->xsum = alloc_or_fail(sizeof(float) * B * E, &rc);
-    c->q = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_max * hk, &rc);
-    c->k = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_kv_max * hk, &rc);
-    c->v = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_kv_max * hv, &rc);
-    c->att = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_max * hv, &rc);
-    c->hb = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
-    c->hb2 = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
-    int group = 1; /* most query heads sharing one KV head, over layers */
-    for (int il = 0; il < m->n_layer; il++)
-        if (m->layers[il].n_head_kv > 0 && m->layers[il].n_head / m->layers[il].n_head_kv > group)
-            group = m->layers[il].n_head / m->layers[il].n_head_kv;
-    c->attn_work_floats = SF_ATTN_WORK_FLOATS((size_t)m->head_dim_k, (size_t)m->head_dim_v, (size_t)group);
-    c->attn_work = alloc_or_fail(sizeof(float) * (size_t)c->n_threads * c->attn_work_floats, &rc);
     c->pos = alloc_or_fail(sizeof(int) * B, &rc);
     c->tokens = alloc_or_fail(sizeof(int32_t) * B, &rc);
     c->logits = alloc_or_fail(sizeof(float) * B * (size_t)m->n_vocab, &rc);
-    /* widest activation row any matmul reads */
-    int64_t n_in = m->n_embd;
-    if ((int64_t)m->n_head_max * m->head_dim_v > n_in) n_in = (int64_t)m->n_head_max * m->head_dim_v;
-    if (m->n_ff_max > n_in) n_in = m->n_ff_max;
-    for (int k = 0; k < SF_ACT_KINDS; k++) {
-        const sf_type_traits *tr = sf_type_ref(g_act_types[k]);
-        /* rows of n_in rounded up to whole blocks */
-        int64_t blocks = (n_in + tr->block_size - 1) / tr->block_size;
-        c->act.stride[k] = (size_t)blocks * tr->type_size;
-        c->act.buf[k] = alloc_or_fail(c->act.stride[k] * B, &rc);
+    if (!rc) rc = alloc_work(c, c->n_threads);
+    /* one serial shadow context per member of the widest parallel group */
+    int widest = 0;
+    for (int il = 0; il < m->n_layer; il++)
+        if (m->layers[il].parallel_last > il && m->layers[il].parallel_last - il + 1 > widest)
+            widest = m->layers[il].parallel_last - il + 1;
+    if (!rc && widest > 0) {
+        c->shadow = alloc_or_fail(sizeof(sf_context) * (size_t)widest, &rc);
+        for (int i = 0; !rc && i < widest; i++) {
+            sf_context *s = &c->shadow[i];
+            *s = *c; /* model, pool, KV cache, pos, tokens shared */
+            s->serial = true;
+            s->shadow = NULL;
+            s->n_shadow = 0;
+            s->x0 = s->xsum = s->logits = NULL;
+            rc = alloc_work(s, 1);
+            c->n_shadow = i + 1;
+        }
     }
     if (rc) { sf_context_free(c); return NULL; }
     return c;
@@ -101,9 +136,10 @@ void sf_context_free(sf_context *c) {
         for (int i = 0; i < c->model->n_kv_layers; i++) free(c->v_cache[i]);
     free(c->k_cache);
     free(c->v_cache);
-    free(c->x); free(c->xn); free(c->tmp); free(c->x0); free(c->xsum); free(c->q); free(c->k); free(c->v); free(c->att);
-    free(c->hb); free(c->hb2); free(c->attn_work); free(c->pos); free(c->tokens); free(c->logits);
-    for (int k = 0; k < SF_ACT_KINDS; k++) free(c->act.buf[k]);
+    free_work(c);
+    for (int i = 0; i < c->n_shadow; i++) free_work(&c->shadow[i]);
+    free(c->shadow);
+    free(c->x0); free(c->xsum); free(c->pos); free(c->tokens); free(c->logits);
     free(c);
 }
 

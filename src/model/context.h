@@ -34,6 +34,12 @@ struct sf_context {
     float *xn;     /* [B][n_embd] normed input of a sub-block */
     float *tmp;    /* [B][n_embd] sub-block output before post-norm */
     float *x0, *xsum; /* [B][n_embd] each: a parallel group's input and summed contributions */
+    /* Parallel-block groups: one shadow per member of the widest group, a
+     * copy of this context with its own work buffers that runs its regions
+     * on the calling thread (serial), so a whole group is one pool region. */
+    bool serial;
+    sf_context *shadow; /* [n_shadow] */
+    int n_shadow;
     float *q;      /* [B][n_head_max * head_dim_k] */
     float *k;      /* [B][n_head_kv_max * head_dim_k] */
     float *v;      /* [B][n_head_kv_max * head_dim_v] */

@@ -229,6 +229,13 @@ static void region_gate_up(void *arg, int ith, int nth) {
 
 /* ---- the pass ---- */
 
+/* One parallel region, or, in a serial shadow context, the same work on the
+ * calling thread. */
+static void run_region(sf_context *c, sf_pool_fn fn, void *job) {
+    if (c->serial) fn(job, 0, 1);
+    else sf_pool_run(c->pool, fn, job);
+}
+
 static void run_matmul(sf_context *c, int T, int n, const sf_gguf_tensor *const *w, float *const *out,
                        const int64_t *stride, bool accumulate) {
     sf_job j = {.c = c, .T = T, .n_mats = n, .accumulate = accumulate};
@@ -238,7 +245,7 @@ static void run_matmul(sf_context *c, int T, int n, const sf_gguf_tensor *const 
         j.out_stride[i] = stride[i];
         j.act_kind[i] = weight_kind(w[i]);
     }
-    sf_pool_run(c->pool, region_matmul, &j);
+    run_region(c, region_matmul, &j);
 }
 
 static void attention_block(sf_context *c, const sf_layer *L, int T, const float *pending_post) {
@@ -247,7 +254,7 @@ static void attention_block(sf_context *c, const sf_layer *L, int T, const float
     sf_job j = {.c = c, .L = L, .T = T, .src = pending_post, .norm_w = L->attn_norm->data};
     if (!L->wq) { /* deci linear attention: x += Wo · norm(x) */
         j.quant_kinds = 1u << weight_kind(L->wo);
-        sf_pool_run(c->pool, region_norm_quant, &j);
+        run_region(c, region_norm_quant, &j);
         const sf_gguf_tensor *w[1] = {L->wo};
         float *o[1] = {c->x};
         int64_t s[1] = {E};
@@ -255,7 +262,7 @@ static void attention_block(sf_context *c, const sf_layer *L, int T, const float
         return;
     }
     j.quant_kinds = (1u << weight_kind(L->wq)) | (1u << weight_kind(L->wk)) | (1u << weight_kind(L->wv));
-    sf_pool_run(c->pool, region_norm_quant, &j);
+    run_region(c, region_norm_quant, &j);
 
     const sf_gguf_tensor *qkv[3] = {L->wq, L->wk, L->wv};
     float *outs[3] = {c->q, c->k, c->v};
@@ -263,15 +270,15 @@ static void attention_block(sf_context *c, const sf_layer *L, int T, const float
                           (int64_t)L->n_head_kv * m->head_dim_v};
     run_matmul(c, T, 3, qkv, outs, strides, false);
 
-    sf_pool_run(c->pool, region_rope_store, &j);
-    sf_pool_run(c->pool, region_attention, &j);
+    run_region(c, region_rope_store, &j);
+    run_region(c, region_attention, &j);
     sf_debug_dump("attn_norm", (int)(L - m->layers), c->xn, T, E, E);
     sf_debug_dump("Qcur", (int)(L - m->layers), c->q, T, L->n_head * m->head_dim_k, (size_t)L->n_head * m->head_dim_k);
     sf_debug_dump("kqv_out", (int)(L - m->layers), c->att, T, L->n_head * m->head_dim_v, (size_t)L->n_head * m->head_dim_v);
 
     sf_job jq = {.c = c, .T = T, .src = c->att, .src_n = L->n_head * m->head_dim_v,
                  .quant_kinds = 1u << weight_kind(L->wo)};
-    sf_pool_run(c->pool, region_quant_rows, &jq);
+    run_region(c, region_quant_rows, &jq);
     const sf_gguf_tensor *w[1] = {L->wo};
     float *o[1] = {L->attn_post_norm ? c->tmp : c->x};
     int64_t s[1] = {E};
@@ -285,7 +292,7 @@ static void ffn_block(sf_context *c, const sf_layer *L, int T, const float *pend
     const sf_model *m = c->model;
     sf_job j = {.c = c, .L = L, .T = T, .src = pending_post, .norm_w = L->ffn_norm->data,
                 .quant_kinds = (1u << weight_kind(L->ffn_gate)) | (1u << weight_kind(L->ffn_up))};
-    sf_pool_run(c->pool, region_norm_quant, &j);
+    run_region(c, region_norm_quant, &j);
     j.n_mats = 2;
     j.mats[0] = matrix_of(L->ffn_gate);
     j.mats[1] = matrix_of(L->ffn_up);
@@ -293,11 +300,11 @@ static void ffn_block(sf_context *c, const sf_layer *L, int T, const float *pend
     j.mats[0].ggml_first = j.mats[1].ggml_first = T - ggml_batch;
     j.act_kind[0] = weight_kind(L->ffn_gate);
     j.act_kind[1] = weight_kind(L->ffn_up);
-    sf_pool_run(c->pool, region_gate_up, &j);
+    run_region(c, region_gate_up, &j);
     sf_debug_dump("ffn_glu", (int)(L - m->layers), c->hb, T, L->n_ff, L->n_ff);
 
     sf_job jq = {.c = c, .T = T, .src = c->hb, .src_n = L->n_ff, .quant_kinds = 1u << weight_kind(L->ffn_down)};
-    sf_pool_run(c->pool, region_quant_rows, &jq);
+    run_region(c, region_quant_rows, &jq);
     sf_debug_dump("ffn_norm", (int)(L - m->layers), c->xn, T, m->n_embd, m->n_embd);
     sf_debug_dump("sa_out", (int)(L - m->layers), c->x, T, m->n_embd, m->n_embd);
     sf_debug_dump("ffn_inp", (int)(L - m->layers), c->x, T, m->n_embd, m->n_embd);
@@ -308,8 +315,31 @@ static void ffn_block(sf_context *c, const sf_layer *L, int T, const float *pend
     jd.outs[0] = L->ffn_post_norm ? c->tmp : c->x;
     jd.out_stride[0] = m->n_embd;
     jd.act_kind[0] = weight_kind(L->ffn_down);
-    sf_pool_run(c->pool, region_matmul, &jd);
+    run_region(c, region_matmul, &jd);
     if (L->ffn_post_norm) sf_debug_dump("ffn_out", (int)(L - m->layers), c->tmp, T, m->n_embd, m->n_embd);
+}
+
+typedef struct {
+    sf_context *c;
+    int first, n, T, logits_from; /* group layers first .. first + n - 1 */
+} par_job;
+
+/* Members ith, ith + nth, ... of a parallel group, each on its shadow. */
+static void region_parallel(void *arg, int ith, int nth) {
+    par_job *pj = arg;
+    sf_context *c = pj->c;
+    const sf_model *m = c->model;
+    const size_t n = (size_t)pj->T * m->n_embd;
+    for (int k = ith; k < pj->n; k += nth) {
+        sf_context *s = &c->shadow[k];
+        const sf_layer *J = &m->layers[pj->first + k];
+        memcpy(s->x, c->x0, sizeof(float) * n);
+        if (J->n_head > 0) attention_block(s, J, pj->T, NULL);
+        if (J->n_ff > 0) {
+            const int n_out = pj->T - pj->logits_from;
+            ffn_block(s, J, pj->T, NULL, pj->first + k == m->n_layer - 1 && n_out > 0 ? n_out : pj->T);
+        }
+    }
 }
 
 int sf_forward(sf_context *c, const int32_t *tokens, int T, int logits_from) {
@@ -335,21 +365,18 @@ int sf_forward_ctl_run(sf_context *c, const int32_t *tokens, int T, int logits_f
     const int end = ctl && ctl->end_layer > 0 ? ctl->end_layer : m->n_layer;
     for (int il = start; il < end; il++) {
         const sf_layer *L = &m->layers[il];
-        if (L->parallel_last > il && !ctl) { /* the group's blocks all read x; their contributions are summed */
+        if (L->parallel_last > il && !ctl && !c->serial) {
+            /* the group's blocks all read x, each whole block on one thread
+             * (its own shadow context): one region for the group; then the
+             * contributions are summed in layer order */
             const size_t n = (size_t)T * m->n_embd;
             memcpy(c->x0, c->x, sizeof(float) * n);
+            par_job pj = {.c = c, .first = il, .n = L->parallel_last - il + 1, .T = T, .logits_from = logits_from};
+            sf_pool_run(c->pool, region_parallel, &pj);
             memset(c->xsum, 0, sizeof(float) * n);
-            for (int jl = il; jl <= L->parallel_last; jl++) {
-                const sf_layer *J = &m->layers[jl];
-                if (jl > il) memcpy(c->x, c->x0, sizeof(float) * n);
-                if (J->n_head > 0) attention_block(c, J, T, NULL);
-                if (J->n_ff > 0) {
-                    const int n_out = T - logits_from;
-                    ffn_block(c, J, T, NULL, jl == m->n_layer - 1 && n_out > 0 ? n_out : T);
-                }
-                for (size_t k = 0; k < n; k++) c->xsum[k] += c->x[k] - c->x0[k];
-            }
-            for (size_t k = 0; k < n; k++) c->x[k] = c->x0[k] + c->xsum[k];
+            for (int k = 0; k < pj.n; k++)
+                for (size_t e = 0; e < n; e++) c->xsum[e] += c->shadow[k].x[e] - c->x0[e];
+            for (size_t e = 0; e < n; e++) c->x[e] = c->x0[e] + c->xsum[e];
             il = L->parallel_last;
             continue;
         }
