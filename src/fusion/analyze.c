@@ -40,6 +40,7 @@ typedef struct {
     float *probs;      /* [T][V] dense next-token probabilities */
     double *neg_ent;   /* [T] sum_v p log p of the dense distribution */
     float *stage_x;    /* [T][E] the current pass's stream at the compared stage */
+    float *h;          /* [2][E] one token's contribution in this pass and in the baseline */
     /* sums over tokens, [L][L] and [L] */
     double *dep_block, *dep_ffn, *block_cos, *attn_cos, *block_kl, *attn_kl, *h_ratio, *ffn_h_ratio;
     int64_t *n_dep_block, *n_dep_ffn; /* tokens with a defined cosine, [L][L] */
@@ -81,8 +82,7 @@ static void on_drop(void *user, int layer, int stage, const float *x, int T) {
     }
     if (stage != 2) return;
     const float *b0 = base_at(a, layer, from), *b2 = base_at(a, layer, 2);
-    float *h = malloc(sizeof(float) * 2 * (size_t)a->E); /* [2][E] contribution now, in the baseline */
-    if (!h) return;
+    float *h = a->h;
     double *sum = (a->mode == 0 ? a->dep_block : a->dep_ffn) + (size_t)a->dropped * a->L + layer;
     int64_t *cnt = (a->mode == 0 ? a->n_dep_block : a->n_dep_ffn) + (size_t)a->dropped * a->L + layer;
     for (int t = 0; t < T; t++) {
@@ -97,7 +97,6 @@ static void on_drop(void *user, int layer, int stage, const float *x, int T) {
             (*cnt)++;
         }
     }
-    free(h);
 }
 
 /* Dense probabilities of the baseline logits ([T][V]). */
@@ -165,20 +164,21 @@ static int alloc_all(acc_t *a) {
     a->probs = malloc(sizeof(float) * (size_t)a->T * a->V);
     a->neg_ent = calloc((size_t)a->T, sizeof(double));
     a->stage_x = malloc(sizeof(float) * (size_t)a->T * a->E);
+    a->h = malloc(sizeof(float) * 2 * (size_t)a->E);
     a->dep_block = calloc(L * L, sizeof(double));
     a->dep_ffn = calloc(L * L, sizeof(double));
     a->n_dep_block = calloc(L * L, sizeof(int64_t));
     a->n_dep_ffn = calloc(L * L, sizeof(int64_t));
     double **v[] = {&a->block_cos, &a->attn_cos, &a->block_kl, &a->attn_kl, &a->h_ratio, &a->ffn_h_ratio};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = calloc(L, sizeof(double));
-    bool ok = a->base && a->probs && a->neg_ent && a->stage_x && a->dep_block && a->dep_ffn && a->n_dep_block &&
+    bool ok = a->base && a->probs && a->neg_ent && a->stage_x && a->h && a->dep_block && a->dep_ffn && a->n_dep_block &&
               a->n_dep_ffn;
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) ok = ok && *v[i];
     return ok ? SF_OK : sf_fail(SF_ERR_NOMEM, "analyze: out of memory for %d layers x %d tokens", a->L, a->T);
 }
 
 static void free_acc(acc_t *a) {
-    void *v[] = {a->base, a->probs, a->neg_ent, a->stage_x, a->dep_block, a->dep_ffn, a->n_dep_block,
+    void *v[] = {a->base, a->probs, a->neg_ent, a->stage_x, a->h, a->dep_block, a->dep_ffn, a->n_dep_block,
                  a->n_dep_ffn, a->block_cos, a->attn_cos, a->block_kl, a->attn_kl, a->h_ratio, a->ffn_h_ratio};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) free(v[i]);
 }

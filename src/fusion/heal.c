@@ -85,12 +85,19 @@ static int solve(int E, double ridge, double *G, const double *C, float *A) {
     return SF_OK;
 }
 
-/* sum_t ||A y_f - y_s||^2 for one chunk */
-static double err_after_chunk(int E, int T, const float *A, const float *yf, const float *ys, float *tmp) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, E, E, 1.0f, yf, E, A, E, 0.0f, tmp, E);
-    double e = 0;
-    for (size_t i = 0; i < (size_t)T * E; i++) e += ((double)tmp[i] - ys[i]) * ((double)tmp[i] - ys[i]);
-    return e;
+/* sum_t ||A y_f - y_s||^2 = tr(A G A^T) - 2 tr(A C^T) + sum_t ||y_s||^2,
+ * from the statistics alone (G as accumulated, before the solve). */
+static double err_after_fit(int E, const float *A, const double *G, const double *C, double norm_s, double *work) {
+    double *Ad = work, *AG = work + (size_t)E * E; /* [E][E] each */
+    for (size_t i = 0; i < (size_t)E * E; i++) Ad[i] = A[i];
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, E, E, E, 1.0, Ad, E, G, E, 0.0, AG, E);
+    double quad = 0, cross = 0;
+    for (size_t i = 0; i < (size_t)E * E; i++) {
+        quad += AG[i] * Ad[i];
+        cross += Ad[i] * C[i];
+    }
+    const double e = quad - 2 * cross + norm_s;
+    return e > 0 ? e : 0;
 }
 
 int sf_heal_fit(const char *src_gguf, const char *fused_gguf, const sf_fuse_plan *plan, const int32_t *tokens,
@@ -124,9 +131,9 @@ int sf_heal_fit(const char *src_gguf, const char *fused_gguf, const sf_fuse_plan
     float *y_s = malloc(sizeof(float) * (size_t)T * E);              /* [T][E] */
     double *Gm = calloc((size_t)G_n * E * E, sizeof(double));       /* [groups][E][E] */
     double *Cm = calloc((size_t)G_n * E * E, sizeof(double));       /* [groups][E][E] */
-    double *work = malloc(sizeof(double) * 2 * (size_t)T * E);
-    float *ys_all = malloc(sizeof(float) * (size_t)G_n * n_chunks * T * E); /* kept for the error after */
-    float *yf_all = malloc(sizeof(float) * (size_t)G_n * n_chunks * T * E);
+    /* [2][T][E] for accumulate, [3][E][E] for the solve and the error after */
+    const size_t work_n = 2 * (size_t)T * E > 3 * (size_t)E * E ? 2 * (size_t)T * E : 3 * (size_t)E * E;
+    double *work = malloc(sizeof(double) * work_n);
     int32_t *buf = malloc(sizeof(int32_t) * (size_t)T);
     out->n_groups = G_n;
     out->n_embd = E;
@@ -136,7 +143,7 @@ int sf_heal_fit(const char *src_gguf, const char *fused_gguf, const sf_fuse_plan
     out->err_after = calloc((size_t)G_n, sizeof(double));
     double *norm_s = calloc((size_t)G_n, sizeof(double));
     if (!new_index || !group_of_fused || !cs || !cf || !cap.x_in || !cap.y_f || !y_s || !Gm || !Cm || !work ||
-        !ys_all || !yf_all || !buf || !out->layer || !out->A || !out->err_before || !out->err_after || !norm_s)
+        !buf || !out->layer || !out->A || !out->err_before || !out->err_after || !norm_s)
         rc = cs && cf ? sf_fail(SF_ERR_NOMEM, "heal: out of memory (%d groups x %d tokens)", G_n, T)
                       : SF_ERR_NOMEM;
     if (rc == SF_OK) {
@@ -164,8 +171,6 @@ int sf_heal_fit(const char *src_gguf, const char *fused_gguf, const sf_fuse_plan
             for (size_t i = 0; i < (size_t)T * E; i++) y_s[i] = cs->x[i] - xin[i];
             accumulate(E, T, yf, y_s, Gm + (size_t)k * E * E, Cm + (size_t)k * E * E, work, &out->err_before[k],
                        &norm_s[k]);
-            memcpy(ys_all + ((size_t)k * n_chunks + ch) * T * E, y_s, sizeof(float) * (size_t)T * E);
-            memcpy(yf_all + ((size_t)k * n_chunks + ch) * T * E, yf, sizeof(float) * (size_t)T * E);
         }
         if (p->progress) p->progress("healing", ch + 1, n_chunks, p->user);
     }
@@ -175,11 +180,10 @@ int sf_heal_fit(const char *src_gguf, const char *fused_gguf, const sf_fuse_plan
             rc = sf_fail(SF_ERR_NOMEM, "heal: out of memory");
             break;
         }
-        rc = solve(E, p->ridge, Gm + (size_t)k * E * E, Cm + (size_t)k * E * E, out->A[k]);
-        float *tmp = (float *)work; /* [T][E] floats fit in the doubles' room */
-        for (int64_t ch = 0; rc == SF_OK && ch < n_chunks; ch++)
-            out->err_after[k] += err_after_chunk(E, T, out->A[k], yf_all + ((size_t)k * n_chunks + ch) * T * E,
-                                                 ys_all + ((size_t)k * n_chunks + ch) * T * E, tmp);
+        double *Gk = Gm + (size_t)k * E * E, *Gcopy = work + 2 * (size_t)E * E; /* solve() overwrites G */
+        memcpy(Gcopy, Gk, sizeof(double) * (size_t)E * E);
+        rc = solve(E, p->ridge, Gk, Cm + (size_t)k * E * E, out->A[k]);
+        if (rc == SF_OK) out->err_after[k] = err_after_fit(E, out->A[k], Gcopy, Cm + (size_t)k * E * E, norm_s[k], work);
         out->err_before[k] /= norm_s[k] > 0 ? norm_s[k] : 1;
         out->err_after[k] /= norm_s[k] > 0 ? norm_s[k] : 1;
     }
@@ -192,8 +196,6 @@ int sf_heal_fit(const char *src_gguf, const char *fused_gguf, const sf_fuse_plan
     free(Gm);
     free(Cm);
     free(work);
-    free(ys_all);
-    free(yf_all);
     free(buf);
     free(norm_s);
     sf_context_free(cs);
