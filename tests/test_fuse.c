@@ -27,24 +27,12 @@ static char g_dir[64];
 
 static int setup(void **state) {
     (void)state;
-    strcpy(g_dir, "/tmp/sf_test_fuse_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return sf_test_mkdtemp(g_dir, sizeof g_dir, "fuse");
 }
 
 static int teardown(void **state) {
     (void)state;
-    DIR *d = opendir(g_dir);
-    if (d) {
-        struct dirent *e;
-        char p[512];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-                unlink(p);
-            }
-        closedir(d);
-    }
-    rmdir(g_dir);
+    sf_test_rm_tree(g_dir);
     return 0;
 }
 
@@ -710,34 +698,8 @@ static void test_file_errors(void **state) {
 
 /* ---- the command -------------------------------------------------------------- */
 
-static int run_cli(const char *const *args, char *err, size_t cap) {
-    char err_path[] = "/tmp/sf_test_fuse_err_XXXXXX";
-    int fe = mkstemp(err_path);
-    assert_true(fe >= 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(fe, 2);
-        const char *argv[24] = {SF_BINARY, "fuse"};
-        int n = 2;
-        for (; args[n - 2] && n < 23; n++) argv[n] = args[n - 2];
-        argv[n] = NULL;
-        execv(SF_BINARY, (char *const *)argv);
-        _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    close(fe);
-    char *s = sf_test_read_file(err_path, NULL);
-    unlink(err_path);
-    snprintf(err, cap, "%s", s ? s : "");
-    free(s);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
-#define CLI(err, ...) run_cli((const char *const[]){__VA_ARGS__, NULL}, err, sizeof err)
+#define CLI(err, ...) sf_test_run_cli("fuse", (const char *const[]){__VA_ARGS__, NULL}, err, sizeof err)
 
 static void test_cli(void **state) {
     (void)state;

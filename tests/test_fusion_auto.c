@@ -81,8 +81,8 @@ static void test_parallel_greedy(void **st) {
 
 static void test_json_round_trip(void **st) {
     (void)st;
-    char dir[] = "/tmp/sf-test-auto-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_int_equal(sf_test_mkdtemp(dir, sizeof dir, "auto"), 0);
     sf_analysis a = make(7), b;
     a.attn_kl[3] = NAN;
     assert_int_equal(sf_analysis_write_report(&a, dir), SF_OK);
@@ -95,9 +95,7 @@ static void test_json_round_trip(void **st) {
     assert_true(isnan(b.dep_block[3 * 7 + 1]) && b.dep_block[1 * 7 + 3] == 0.5f);
     sf_analysis_free(&b);
     assert_int_equal(sf_analysis_read_json("/nonexistent/analysis.json", &b), SF_ERR_FORMAT);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    sf_test_rm_tree(dir);
     sf_analysis_free(&a);
 }
 
@@ -105,8 +103,8 @@ static void test_heal(void **st) {
     (void)st;
     const char *src = sf_test_model_path(SF_TEST_SMOLLM);
     if (!src) skip();
-    char dir[] = "/tmp/sf-test-heal-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_int_equal(sf_test_mkdtemp(dir, sizeof dir, "heal"), 0);
     char fused[256], healed[256];
     snprintf(fused, sizeof fused, "%s/fused.gguf", dir);
     snprintf(healed, sizeof healed, "%s/healed.gguf", dir);
@@ -152,9 +150,7 @@ static void test_heal(void **st) {
     sf_fuse_plan none = plan;
     none.n_fuse = 0;
     assert_int_equal(sf_heal_fit(src, fused, &none, toks, n, &hp, &fit), SF_ERR_ARG);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    sf_test_rm_tree(dir);
 }
 
 /* The engine's parallel-block groups: x <- x0 + sum_j (block_j(x0) - x0),
@@ -170,8 +166,8 @@ static void test_parallel_runtime(void **st) {
     (void)st;
     const char *src = sf_test_model_path(SF_TEST_SMOLLM);
     if (!src) skip();
-    char dir[] = "/tmp/sf-test-par-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_int_equal(sf_test_mkdtemp(dir, sizeof dir, "par"), 0);
     char par[256];
     snprintf(par, sizeof par, "%s/par.gguf", dir);
     const sf_layer_range g = {10, 11};
@@ -217,9 +213,7 @@ static void test_parallel_runtime(void **st) {
     sf_context_free(cpar);
     sf_model_free(m);
     sf_model_free(mp);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    sf_test_rm_tree(dir);
 }
 
 /* A written drop-only plan equals the in-memory transform: the source model
@@ -228,8 +222,8 @@ static void test_written_equals_in_memory(void **st) {
     (void)st;
     const char *src = sf_test_model_path(SF_TEST_SMOLLM);
     if (!src) skip();
-    char dir[] = "/tmp/sf-test-mem-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_int_equal(sf_test_mkdtemp(dir, sizeof dir, "mem"), 0);
     char out[256];
     snprintf(out, sizeof out, "%s/drop.gguf", dir);
     bool drop[30] = {0};
@@ -253,9 +247,7 @@ static void test_written_equals_in_memory(void **st) {
     sf_context_free(c);
     sf_model_free(mf);
     sf_model_free(m);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    sf_test_rm_tree(dir);
 }
 
 int main(void) {

@@ -17,24 +17,12 @@ static char g_dir[64];
 
 static int setup(void **state) {
     (void)state;
-    strcpy(g_dir, "/tmp/sf_test_gguf_write_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return sf_test_mkdtemp(g_dir, sizeof g_dir, "gguf_write");
 }
 
 static int teardown(void **state) {
     (void)state;
-    DIR *d = opendir(g_dir);
-    if (d) {
-        struct dirent *e;
-        char p[512];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", g_dir, e->d_name);
-                if (rmdir(p) != 0) unlink(p);
-            }
-        closedir(d);
-    }
-    rmdir(g_dir);
+    sf_test_rm_tree(g_dir);
     return 0;
 }
 

@@ -29,32 +29,14 @@ static const char *const FILES[] = {
 
 static char g_dir[64];
 
-static void rm_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        char p[1024];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-                rm_tree(p);
-            }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int setup(void **state) {
     (void)state;
-    strcpy(g_dir, "/tmp/sf_test_report_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return sf_test_mkdtemp(g_dir, sizeof g_dir, "report");
 }
 
 static int teardown(void **state) {
     (void)state;
-    rm_tree(g_dir);
+    sf_test_rm_tree(g_dir);
     return 0;
 }
 

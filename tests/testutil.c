@@ -1,8 +1,11 @@
 #include "testutil.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static _Thread_local char g_path[4096];
@@ -47,4 +50,52 @@ uint64_t sf_test_rand_u64(uint64_t *s) {
 
 float sf_test_rand_f32(uint64_t *s) {
     return (float)((sf_test_rand_u64(s) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+int sf_test_mkdtemp(char *dir, size_t cap, const char *tag) {
+    snprintf(dir, cap, "/tmp/sf_test_%s_XXXXXX", tag);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+void sf_test_rm_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) {
+        unlink(path);
+        return;
+    }
+    struct dirent *e;
+    char p[1024];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+            sf_test_rm_tree(p);
+        }
+    closedir(d);
+    rmdir(path);
+}
+
+int sf_test_run_cli(const char *subcommand, const char *const *args, char *err, size_t cap) {
+    char err_path[] = "/tmp/sf_test_cli_err_XXXXXX";
+    const int fe = mkstemp(err_path);
+    if (fe < 0) return -1;
+    const pid_t pid = fork();
+    if (pid == 0) {
+        const int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(fe, 2);
+        const char *argv[64] = {SF_BINARY, subcommand};
+        int n = 2;
+        for (; args[n - 2] && n < 63; n++) argv[n] = args[n - 2];
+        argv[n] = NULL;
+        execv(SF_BINARY, (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid > 0) waitpid(pid, &status, 0);
+    close(fe);
+    char *s = sf_test_read_file(err_path, NULL);
+    unlink(err_path);
+    snprintf(err, cap, "%s", s ? s : "");
+    free(s);
+    return pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

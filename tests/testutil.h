@@ -31,6 +31,17 @@ const char *sf_test_shared(const char *name);
 /* Reads a whole file; NULL on error. *len gets the size. free() the result. */
 char *sf_test_read_file(const char *path, size_t *len);
 
+/* A fresh directory /tmp/sf_test_<tag>_XXXXXX written into dir (cap >= 64);
+ * 0 on success, -1 on failure (as cmocka setup functions return). */
+int sf_test_mkdtemp(char *dir, size_t cap, const char *tag);
+/* Removes path and everything below it (files and directories). */
+void sf_test_rm_tree(const char *path);
+
+/* Runs `SF_BINARY subcommand args...` (args NULL-terminated, stdout to
+ * /dev/null); returns its exit status (-1 if it did not exit), its stderr
+ * in err (truncated to cap). */
+int sf_test_run_cli(const char *subcommand, const char *const *args, char *err, size_t cap);
+
 /* Deterministic pseudo-random numbers for tests. */
 uint64_t sf_test_rand_u64(uint64_t *state);
 float sf_test_rand_f32(uint64_t *state); /* uniform in [-1, 1) */
