@@ -28,6 +28,15 @@ enum {
 const char *sf_last_error(void);
 const char *sf_status_name(int code);
 
+/* Kernel mode, for the whole process. "fast" (the default): the fastest
+ * kernels for this CPU; logits differ from llama.cpp's only by the order of
+ * float additions (docs/parity.md has the measured tolerances). "exact":
+ * ggml's order of operations, bit-identical to llama.cpp on x86, slower; for
+ * parity work. SF_KERNELS=fast|exact in the environment sets it at start.
+ * Set it between runs, not while a decode is in flight. */
+const char *sf_kernels_mode(void);
+int sf_set_kernels_mode(const char *mode); /* SF_OK, or SF_ERR_ARG */
+
 /* Log hook: level 0 = info, 1 = warning. Default: silent. */
 typedef void (*sf_log_fn)(int level, const char *msg, void *user);
 void sf_set_log(sf_log_fn fn, void *user);

@@ -1,13 +1,15 @@
 /* Parity with llama.cpp on the real models, against fixtures produced by
- * llama.cpp itself (tools/reference/make_fixtures.py), asserted at issue 2's
- * targets:
- *  - next-token logits at every position of every prompt: NMSE <= 1e-3, and
- *    the same top token at >= 99% of positions;
- *  - greedy 64-token continuations identical for >= 4 of 5 prompts;
- *  - perplexity over the first chunks of WikiText-2 within 1%.
- * The test prints the measured numbers (see docs/parity.md: on an AVX2 or
- * AVX-512 CPU the engine reproduces llama.cpp's arithmetic, so NMSE is at the
- * level of the fixtures' printed precision, ~1e-10). */
+ * llama.cpp itself (tools/reference/make_fixtures.py). The same tests run in
+ * both kernel modes (ctest runs this binary twice, once with
+ * SF_KERNELS=exact), each asserting its own tolerances:
+ *  - fast (default): next-token logits at every position of every prompt
+ *    with NMSE <= 1e-4, the same top token at >= 99% of positions, greedy
+ *    64-token continuations identical for >= 4 of 5 prompts, perplexity of
+ *    the first WikiText-2 chunks within 0.2%;
+ *  - exact (ggml's float order): NMSE <= 1e-8 (the fixtures' printed
+ *    precision is ~1e-10), every top token, 5/5 continuations, perplexity
+ *    within 0.001%.
+ * The test prints the measured numbers (docs/parity.md). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,18 @@ typedef struct {
 } model_case;
 
 static const model_case g_models[] = {{SF_TEST_SMOLLM, "smollm2"}, {SF_TEST_GEMMA, "gemma3"}};
+
+typedef struct {
+    double nmse;       /* bound at every position */
+    double top;        /* share of positions with llama.cpp's top token */
+    int greedy_misses; /* continuations (of 5) allowed to differ */
+    double ppl_rel;    /* |ppl / ref - 1| */
+} tolerances;
+
+/* issue 8 allows the fast kernels NMSE 1e-4, 99% top, 4/5, 0.2%; they reach
+ * the exact ones (they keep ggml's order), so that is what is asserted */
+static const tolerances k_fast = {1e-8, 1.0, 0, 1e-5}, k_exact = {1e-8, 1.0, 0, 1e-5};
+static tolerances g_tol;
 
 static int parse_ids(const char *s, int32_t *out, int max) {
     int n = 0;
@@ -71,7 +85,7 @@ static void check_logits(const model_case *mc) {
     int32_t *tokens = calloc(4096, sizeof *tokens);
     int n_tokens = 0, pos = -1;
     double worst_nmse = 0, sum_nmse = 0;
-    int n_exact = 0;
+    int n_over = 0;
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#') continue;
@@ -112,17 +126,17 @@ static void check_logits(const model_case *mc) {
             double nmse = (se / n) / var;
             if (nmse > worst_nmse) worst_nmse = nmse;
             sum_nmse += nmse;
-            n_exact += nmse <= 1e-3;
-            if (nmse > 1e-3) printf("  %s prompt %d pos %d: NMSE %.3g\n", mc->name, n_prompts, pos, nmse);
-            assert_true(nmse <= 1e-3);
+            if (nmse > g_tol.nmse) printf("  %s prompt %d pos %d: NMSE %.3g\n", mc->name, n_prompts, pos, nmse);
+            n_over += nmse > g_tol.nmse;
         }
     }
     printf("%s logits: %d prompts, %d positions, same top token %d/%d (%.2f%%), NMSE mean %.3g worst %.3g, "
-           "positions with NMSE <= 1e-3: %d/%d\n",
+           "positions with NMSE > %.0e: %d (%s kernels)\n",
            mc->name, n_prompts, n_pos, same_top, n_pos, 100.0 * same_top / n_pos, sum_nmse / n_pos, worst_nmse,
-           n_exact, n_pos);
+           g_tol.nmse, n_over, sf_kernels_mode());
     assert_true(n_pos >= 50);
-    assert_true(same_top >= 0.99 * n_pos);
+    assert_int_equal(n_over, 0);
+    assert_true(same_top >= g_tol.top * n_pos);
     free(tokens);
     free(text);
     sf_context_free(c);
@@ -179,7 +193,7 @@ static void check_greedy(const model_case *mc) {
     printf("%s greedy: %d/%d continuations identical to llama.cpp, %d/%d agree on the first 4 tokens\n", mc->name,
            n_same, n_cases, n_prefix, n_cases);
     assert_true(n_cases >= 5);
-    assert_true(n_same >= n_cases - 1);
+    assert_true(n_same >= n_cases - g_tol.greedy_misses);
     free(text);
     sf_context_free(c);
     sf_model_free(m);
@@ -246,7 +260,7 @@ static void check_perplexity(const model_case *mc, int n_chunks) {
     double ppl = exp(nll / count);
     printf("%s perplexity over %d chunks of %d: %.4f, llama.cpp %.4f (%.3f%%)\n", mc->name, n_chunks, n_ctx, ppl,
            ref_running, 100.0 * (ppl / ref_running - 1));
-    assert_true(fabs(ppl / ref_running - 1) <= 0.01);
+    assert_true(fabs(ppl / ref_running - 1) <= g_tol.ppl_rel);
     free(toks);
     free(wiki);
     sf_context_free(c);
@@ -258,6 +272,8 @@ static void test_ppl_gemma3(void **s) { (void)s; check_perplexity(&g_models[1], 
 
 int main(void) {
     SF_TEST_REQUIRE_MODEL(SF_TEST_SMOLLM);
+    g_tol = strcmp(sf_kernels_mode(), "exact") == 0 ? k_exact : k_fast;
+    printf("kernel mode: %s (SF_KERNELS)\n", sf_kernels_mode());
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_logits_smollm2), cmocka_unit_test(test_greedy_smollm2),
         cmocka_unit_test(test_ppl_smollm2),    cmocka_unit_test(test_logits_gemma3),

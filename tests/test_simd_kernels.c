@@ -361,7 +361,9 @@ static void test_vec_dot(void **state) {
     if (for_each_isa(check_vec_dots) == 0) skip();
 }
 
-/* vec_dot_2x4 must equal vec_dot calls bit for bit (the same chains). */
+/* vec_dot_2x4 must equal vec_dot calls bit for bit where the table says so
+ * (the same chains); elsewhere (the 512-bit vec_dots replaced the ones it
+ * mirrors) it is held to the reference with vec_dot's bound. */
 static void check_vec_dot_2x4(const char *isa) {
     uint64_t rng = 1234;
     int checked = 0;
@@ -389,10 +391,20 @@ static void check_vec_dot_2x4(const char *isa) {
                 fast->vec_dot_2x4(n, w2, wbytes + 3, a, astride, got8);
                 for (int i = 0; i < 2; i++)
                     for (int r = 0; r < 4; r++) {
-                        const float want = fast->vec_dot(n, w2 + i * (wbytes + 3), a + r * astride);
-                        if (memcmp(&want, &got8[4 * i + r], sizeof want) != 0)
-                            fail_msg("%s vec_dot_2x4 %s pattern %s row %d token %d: %.9g vs vec_dot %.9g", isa,
-                                     ref->name, k_pattern_names[apat], i, r, got8[4 * i + r], want);
+                        const uint8_t *wi = w2 + i * (wbytes + 3), *ar = a + r * astride;
+                        if (fast->vec_dot_2x4_exact) {
+                            const float want = fast->vec_dot(n, wi, ar);
+                            if (memcmp(&want, &got8[4 * i + r], sizeof want) != 0)
+                                fail_msg("%s vec_dot_2x4 %s pattern %s row %d token %d: %.9g vs vec_dot %.9g", isa,
+                                         ref->name, k_pattern_names[apat], i, r, got8[4 * i + r], want);
+                        } else {
+                            const float want = ref->vec_dot(n, wi, ar);
+                            const double bound =
+                                1e-5 * abs_dot(type, ref, sf_type_ref(ref->vec_dot_type), n, wi, ar) + 1e-30;
+                            if (!(fabs((double)got8[4 * i + r] - want) <= bound))
+                                fail_msg("%s vec_dot_2x4 %s pattern %s row %d token %d: %.9g vs reference %.9g", isa,
+                                         ref->name, k_pattern_names[apat], i, r, got8[4 * i + r], want);
+                        }
                     }
                 free(w2);
             }

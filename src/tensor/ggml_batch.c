@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "tensor/blocks.h"
+#include "tensor/kq_unpack.h"
 #include "tensor/quant_ref.h"
 
 /* ggml_gemv_q4_K_8x8_q8_K (single rows): per super-block, the integer sums
@@ -55,19 +56,36 @@ float sf_ggml_dot_kquant_tiled_q6_K(int64_t n, const void *w, const void *a) {
     return tiled_dot(SF_TYPE_Q6_K, sizeof(sf_block_q6_K), n, w, a);
 }
 
-sf_vec_dot_fn sf_ggml_batch_dot(sf_type type, int64_t n_out, int n_tokens, int t) {
+int sf_ggml_batch_order(sf_type type, int64_t n_out, int n_tokens, int t) {
     /* ggml_repack_get_optimal_repack_type on an AVX2 CPU: Q4_K repacked when
      * the row count allows; rows of the batch in whole groups of 4 go through
      * the gemm, the rest through the gemv */
     if (type == SF_TYPE_Q4_K && n_out % 8 == 0)
-        return t < n_tokens - n_tokens % 4 ? sf_ggml_dot_q4_K_repacked_gemm : sf_ggml_dot_q4_K_repacked_gemv;
+        return t < n_tokens - n_tokens % 4 ? SF_KQ_REPACK_GEMM : SF_KQ_REPACK_GEMV;
     /* ggml_compute_forward_mul_mat_tiled: K-quants, batches of 8 or more */
-    if (n_tokens < 8) return NULL;
+    if (n_tokens < 8) return SF_GGML_VEC_DOT;
     switch (type) {
-    case SF_TYPE_Q3_K: return sf_ggml_dot_kquant_tiled_q3_K;
-    case SF_TYPE_Q4_K: return sf_ggml_dot_kquant_tiled_q4_K;
-    case SF_TYPE_Q5_K: return sf_ggml_dot_kquant_tiled_q5_K;
-    case SF_TYPE_Q6_K: return sf_ggml_dot_kquant_tiled_q6_K;
+    case SF_TYPE_Q3_K:
+    case SF_TYPE_Q6_K: return SF_KQ_TILED_OFFSET;
+    case SF_TYPE_Q4_K:
+    case SF_TYPE_Q5_K: return SF_KQ_TILED;
+    default: return SF_GGML_VEC_DOT;
+    }
+}
+
+sf_vec_dot_fn sf_ggml_batch_dot(sf_type type, int64_t n_out, int n_tokens, int t) {
+    switch (sf_ggml_batch_order(type, n_out, n_tokens, t)) {
+    case SF_KQ_REPACK_GEMM: return sf_ggml_dot_q4_K_repacked_gemm;
+    case SF_KQ_REPACK_GEMV: return sf_ggml_dot_q4_K_repacked_gemv;
+    case SF_KQ_TILED:
+    case SF_KQ_TILED_OFFSET:
+        switch (type) {
+        case SF_TYPE_Q3_K: return sf_ggml_dot_kquant_tiled_q3_K;
+        case SF_TYPE_Q4_K: return sf_ggml_dot_kquant_tiled_q4_K;
+        case SF_TYPE_Q5_K: return sf_ggml_dot_kquant_tiled_q5_K;
+        case SF_TYPE_Q6_K: return sf_ggml_dot_kquant_tiled_q6_K;
+        default: return NULL;
+        }
     default: return NULL;
     }
 }

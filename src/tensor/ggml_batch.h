@@ -16,6 +16,11 @@
  * differs from the type's vec_dot; NULL when vec_dot is what ggml computes. */
 sf_vec_dot_fn sf_ggml_batch_dot(sf_type type, int64_t n_out, int n_tokens, int t);
 
+/* The same choice as a float order: SF_GGML_VEC_DOT (the type's vec_dot)
+ * or one of the SF_KQ_* orders of tensor/kq_unpack.h. */
+enum { SF_GGML_VEC_DOT = -1 };
+int sf_ggml_batch_order(sf_type type, int64_t n_out, int n_tokens, int t);
+
 /* Q4_K weights repacked 8 rows at a time (ggml's q4_K_8x8_q8_K on AVX2 and
  * AVX-512 CPUs, any batch size when n_out % 8 == 0): gemv and gemm orders. */
 float sf_ggml_dot_q4_K_repacked_gemv(int64_t n, const void *w, const void *a);

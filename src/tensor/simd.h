@@ -5,6 +5,8 @@
 #ifndef SF_TENSOR_SIMD_H
 #define SF_TENSOR_SIMD_H
 
+#include <stdbool.h>
+
 #include "tensor/types.h"
 
 void sf_simd_avx2_install(sf_type_traits fast[SF_TYPE_COUNT]);   /* simd_avx2.c */
@@ -13,5 +15,8 @@ void sf_simd_avx512_install(sf_type_traits fast[SF_TYPE_COUNT]); /* simd_avx512.
  * vpdpbusd where the CPU has AVX512-VNNI (simd_gemm_*.c) */
 void sf_avx2_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
 void sf_vnni_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
+/* The K-quant prompt kernel (kq_gemm_impl.h) for Q2_K..Q6_K: vpdpwssd where
+ * the CPU has AVX512-VNNI, else AVX2 (simd_kq_gemm_*.c) */
+void sf_kq_gemm_install(sf_type_traits fast[SF_TYPE_COUNT], bool vnni);
 
 #endif

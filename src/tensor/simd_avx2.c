@@ -30,6 +30,7 @@ void sf_simd_avx2_install(sf_type_traits fast[SF_TYPE_COUNT]) {
     fast[SF_TYPE_Q4_K].vec_dot = sf_avx2_vec_dot_q4_K;
     fast[SF_TYPE_Q5_K].vec_dot = sf_avx2_vec_dot_q5_K;
     fast[SF_TYPE_Q6_K].vec_dot = sf_avx2_vec_dot_q6_K;
+    fast[SF_TYPE_Q4_K].dot_repacked_gemv = sf_avx2_dot_q4_K_repacked_gemv;
 
     fast[SF_TYPE_Q4_1].dequantize = sf_avx2_dequantize_q4_1;
     fast[SF_TYPE_Q5_0].dequantize = sf_avx2_dequantize_q5_0;

@@ -10,6 +10,8 @@
  * result equals the reference's bit for bit. (Converting the lanes to f32
  * separately would not be exact: with the offsets taken out through the
  * bsums, the lanes are much larger than their sum.) */
+#include <math.h>
+
 #include "tensor/simd_x86.h"
 
 /* 32 unsigned quants times 32 activations, pair-summed to 16 int16 (the
@@ -34,8 +36,35 @@ static_assert(offsetof(sf_block_q5_K, d) == offsetof(sf_block_q4_K, d) &&
                   offsetof(sf_block_q5_K, scales) == offsetof(sf_block_q4_K, scales),
               "Q4_K and Q5_K share the d, dmin, scales offsets");
 
-/* Shared by Q4_K and Q5_K (has_qh = 0 for Q4_K). Element 64c + 32t + l is
- * nibble t of qs[32c + l], plus 16 * bit (2c + t) of qh[l] for Q5_K. */
+/* The integer parts of one Q4_K / Q5_K super-block's dot with a Q8_K block:
+ * *isum = sum_s sc_s * sum q*y, *summs = sum_s m_s * bsum_s (has_qh = 0 for
+ * Q4_K). Element 64c + 32t + l is nibble t of qs[32c + l], plus 16 * bit
+ * (2c + t) of qh[l] for Q5_K. */
+static inline void ints_q45_K(const uint8_t *x, const uint8_t *y, size_t qs_off, size_t qh_off, int has_qh,
+                              int *isum_out, int *summs_out) {
+    uint8_t sc[8], m[8];
+    sf_x86_k4_scales(x + offsetof(sf_block_q4_K, scales), sc, m);
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
+    const __m128i pm = _mm_madd_epi16(sf_x86_bsums_32(y + offsetof(sf_block_q8_K, bsums)), mins);
+    *summs_out = sf_x86_hsum_epi32_128(pm);
+
+    const uint8_t *qs = x + qs_off, *q8 = y + offsetof(sf_block_q8_K, qs);
+    const __m256i hbits = has_qh ? sf_x86_loadu256(x + qh_off) : _mm256_setzero_si256();
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        const __m256i raw = sf_x86_loadu256(qs + 32 * c);
+        __m256i lo = sf_x86_lo_nibbles(raw), hi = sf_x86_hi_nibbles(raw);
+        if (has_qh) {
+            lo = _mm256_or_si256(lo, bit_as(hbits, 2 * c, 16));
+            hi = _mm256_or_si256(hi, bit_as(hbits, 2 * c + 1, 16));
+        }
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot16(lo, q8 + 64 * c), _mm256_set1_epi16(sc[2 * c])));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot16(hi, q8 + 64 * c + 32), _mm256_set1_epi16(sc[2 * c + 1])));
+    }
+    *isum_out = sf_x86_hsum_epi32(sumi);
+}
+
+/* ggml's vec_dot order: per super-block sum += d * isum - dmin * summs. */
 static inline float dot_q45_K(int64_t n, const uint8_t *x, const uint8_t *y, size_t block_bytes, size_t qs_off,
                               size_t qh_off, int has_qh) {
     float sum = 0.0f;
@@ -43,30 +72,26 @@ static inline float dot_q45_K(int64_t n, const uint8_t *x, const uint8_t *y, siz
         const float dy = sf_x86_load_f32(y + offsetof(sf_block_q8_K, d));
         const float d = dy * sf_x86_load_f16(x + offsetof(sf_block_q4_K, d));
         const float dmin = dy * sf_x86_load_f16(x + offsetof(sf_block_q4_K, dmin));
-        uint8_t sc[8], m[8];
-        sf_x86_k4_scales(x + offsetof(sf_block_q4_K, scales), sc, m);
-
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
-        const __m128i pm = _mm_madd_epi16(sf_x86_bsums_32(y + offsetof(sf_block_q8_K, bsums)), mins);
-        const int summs = sf_x86_hsum_epi32_128(pm);
-
-        const uint8_t *qs = x + qs_off, *q8 = y + offsetof(sf_block_q8_K, qs);
-        const __m256i hbits = has_qh ? sf_x86_loadu256(x + qh_off) : _mm256_setzero_si256();
-        __m256i sumi = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            const __m256i raw = sf_x86_loadu256(qs + 32 * c);
-            __m256i lo = sf_x86_lo_nibbles(raw), hi = sf_x86_hi_nibbles(raw);
-            if (has_qh) {
-                lo = _mm256_or_si256(lo, bit_as(hbits, 2 * c, 16));
-                hi = _mm256_or_si256(hi, bit_as(hbits, 2 * c + 1, 16));
-            }
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot16(lo, q8 + 64 * c), _mm256_set1_epi16(sc[2 * c])));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot16(hi, q8 + 64 * c + 32), _mm256_set1_epi16(sc[2 * c + 1])));
-        }
-        const int isum = sf_x86_hsum_epi32(sumi);
+        int isum, summs;
+        ints_q45_K(x, y, qs_off, qh_off, has_qh, &isum, &summs);
         sum += d * isum - dmin * summs;
     }
     return sum;
+}
+
+/* The order of ggml's gemv over repacked Q4_K rows (ggml_batch.c):
+ * acc += isum * (d * dy), acc_min += summs * (dmin * dy), acc - acc_min. */
+float sf_avx2_dot_q4_K_repacked_gemv(int64_t n, const void *w, const void *a) {
+    const uint8_t *x = w, *y = a; /* [n/256] Q4_K blocks, [n/256] Q8_K blocks */
+    float acc = 0.0f, acc_min = 0.0f;
+    for (int64_t i = 0; i < n / SF_QK_K; i++, x += sizeof(sf_block_q4_K), y += sizeof(sf_block_q8_K)) {
+        const float dy = sf_x86_load_f32(y + offsetof(sf_block_q8_K, d));
+        int isum, summs;
+        ints_q45_K(x, y, offsetof(sf_block_q4_K, qs), 0, 0, &isum, &summs);
+        acc = fmaf((float)isum, sf_x86_load_f16(x + offsetof(sf_block_q4_K, d)) * dy, acc);
+        acc_min = fmaf((float)summs, sf_x86_load_f16(x + offsetof(sf_block_q4_K, dmin)) * dy, acc_min);
+    }
+    return acc - acc_min;
 }
 
 float sf_avx2_vec_dot_q4_K(int64_t n, const void *w, const void *a) {

@@ -42,6 +42,7 @@ float sf_avx2_vec_dot_q3_K(int64_t n, const void *w, const void *a);
 float sf_avx2_vec_dot_q4_K(int64_t n, const void *w, const void *a);
 float sf_avx2_vec_dot_q5_K(int64_t n, const void *w, const void *a);
 float sf_avx2_vec_dot_q6_K(int64_t n, const void *w, const void *a);
+float sf_avx2_dot_q4_K_repacked_gemv(int64_t n, const void *w, const void *a);
 
 /* simd_dequant_avx2.c */
 void sf_avx2_dequantize_q4_1(const void *src, float *dst, int64_t n);

@@ -111,6 +111,7 @@ static const char *const g_isa_names[] = {"scalar", "avx2", "avx512"};
 
 static sf_type_traits g_fast[SF_TYPE_COUNT];
 static int g_isa = ISA_SCALAR;
+static bool g_exact = false;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -145,22 +146,39 @@ static int isa_parse(const char *s) {
     return -1;
 }
 
+/* The default level: the AVX2-shaped kernels even on AVX-512 CPUs, because
+ * they sum in the order of ggml's x86 kernels, which keeps logits
+ * bit-identical to llama.cpp's (the 512-bit vec_dots do not, and at batch 1
+ * they are no faster: decode is bound by memory). Where the CPU has
+ * AVX512-VNNI, the AVX2-level tiles use vpdpbusd/vpdpwssd on 256-bit
+ * registers, which keeps the order. */
+static int default_level(bool exact) {
+    (void)exact;
+    const int best = isa_detect();
+    return best > ISA_AVX2 ? ISA_AVX2 : best;
+}
+
 /* Rebuilds the fast table at `level` (caller holds g_lock or is the once).
- * Forcing a level while other threads use the table is not supported: it is
- * for tests and benchmarks, between runs. */
+ * Each (type, ISA) entry is filled by the ISA's installers, a later ISA
+ * overriding what it does better. Forcing a level or mode while other
+ * threads use the table is not supported: it is for tests and benchmarks,
+ * between runs. */
 static void build_fast(int level) {
     sf_type_traits t[SF_TYPE_COUNT];
     memcpy(t, g_ref, sizeof t);
 #if defined(__x86_64__) || defined(__i386__)
+    const bool vnni = isa_detect() >= ISA_AVX512;
     if (level >= ISA_AVX2) {
         sf_simd_avx2_install(t);
-        if (isa_detect() >= ISA_AVX512) sf_vnni_gemm_2x4_install(t);
+        if (vnni) sf_vnni_gemm_2x4_install(t);
         else sf_avx2_gemm_2x4_install(t);
+        for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_2x4_exact = t[i].vec_dot_2x4 != NULL;
+        sf_kq_gemm_install(t, vnni);
     }
     if (level >= ISA_AVX512) {
         sf_simd_avx512_install(t);
         /* the 2x4 kernels reproduce the AVX2 vec_dot, which AVX-512 replaced */
-        for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_2x4 = NULL;
+        for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_2x4_exact = false;
     }
 #endif
     memcpy(g_fast, t, sizeof t);
@@ -168,24 +186,39 @@ static void build_fast(int level) {
 }
 
 static void init_once(void) {
+    const char *mode = getenv("SF_KERNELS");
+    if (mode && *mode) {
+        if (strcmp(mode, "exact") == 0) g_exact = true;
+        else if (strcmp(mode, "fast") != 0) sf_log_warn("SF_KERNELS=%s is not one of fast, exact; using fast", mode);
+    }
     const int best = isa_detect();
-    /* Default to the AVX2-shaped kernels even on AVX-512 CPUs: they sum in
-     * the same order as ggml's x86 kernels, which keeps logits bit-identical
-     * to llama.cpp's where the model amplifies rounding; SF_ISA=avx512 opts
-     * into the wider kernels. */
-    int level = best > ISA_AVX2 ? ISA_AVX2 : best;
+    int level = default_level(g_exact);
     const char *env = getenv("SF_ISA");
     if (env && *env) {
         const int want = isa_parse(env);
         if (want < 0)
-            sf_log_warn("SF_ISA=%s is not one of scalar, avx2, avx512; using %s", env,
-                        g_isa_names[best]);
+            sf_log_warn("SF_ISA=%s is not one of scalar, avx2, avx512; using %s", env, g_isa_names[level]);
         else if (want > best)
-            sf_log_warn("SF_ISA=%s is not supported by this CPU; using %s", env, g_isa_names[best]);
+            sf_log_warn("SF_ISA=%s is not supported by this CPU; using %s", env, g_isa_names[level]);
         else
             level = want;
     }
     build_fast(level);
+}
+
+bool sf_kernels_exact(void) {
+    pthread_once(&g_once, init_once);
+    return g_exact;
+}
+
+bool sf_kernels_force(const char *mode) {
+    pthread_once(&g_once, init_once);
+    if (!mode || (strcmp(mode, "fast") != 0 && strcmp(mode, "exact") != 0)) return false;
+    pthread_mutex_lock(&g_lock);
+    g_exact = strcmp(mode, "exact") == 0;
+    build_fast(default_level(g_exact));
+    pthread_mutex_unlock(&g_lock);
+    return true;
 }
 
 const sf_type_traits *sf_type_fast(int type) {

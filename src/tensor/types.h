@@ -48,6 +48,12 @@ typedef float (*sf_vec_dot_fn)(int64_t n, const void *w, const void *a);
  * out[4 * row + k] = vec_dot(n, w + row * w_stride, a + k * a_stride). */
 typedef void (*sf_vec_dot_2x4_fn)(int64_t n, const void *w, size_t w_stride, const void *a, size_t a_stride,
                                   float out[8]);
+/* The K-quant prompt kernel (tensor/kq_unpack.h): 2 weight rows of nsb
+ * unpacked super-blocks (w0, w1) against 4 Q8_K rows a[0..3], in the float
+ * order `order` (SF_KQ_*) of one of ggml's paths: out[4 * row + k]. */
+struct sf_kq_unpacked;
+typedef void (*sf_kq_gemm_fn)(int64_t nsb, const struct sf_kq_unpacked *w0, const struct sf_kq_unpacked *w1,
+                              const uint8_t *const a[4], int order, float out[8]);
 
 typedef struct {
     const char *name;      /* "Q4_K", as ggml prints it */
@@ -58,7 +64,11 @@ typedef struct {
     sf_dequantize_fn dequantize;
     sf_quantize_fn quantize; /* deterministic reference quantizer; NULL if none */
     sf_vec_dot_fn vec_dot;   /* NULL for activation-only types (Q8_1, Q8_K) */
-    sf_vec_dot_2x4_fn vec_dot_2x4; /* NULL where the fast table has none */
+    /* matmul variants (fast table only; NULL where there is none) */
+    sf_vec_dot_2x4_fn vec_dot_2x4; /* 2 rows x 4 tokens on the file's blocks */
+    bool vec_dot_2x4_exact;        /* vec_dot_2x4 equals vec_dot bit for bit */
+    sf_kq_gemm_fn kq_gemm_2x4;     /* K-quants: 2 unpacked rows x 4 tokens */
+    sf_vec_dot_fn dot_repacked_gemv; /* Q4_K: vec_dot in the order of ggml's repacked gemv */
 } sf_type_traits;
 
 /* Scalar reference traits; NULL for an id that is unknown or unsupported. */
@@ -72,6 +82,17 @@ const sf_type_traits *sf_type_fast(int type);
 const char *sf_type_name(int type);
 /* Bytes of a row of n values; n must be a multiple of the block size. */
 size_t sf_type_row_bytes(sf_type type, int64_t n);
+
+/* Kernel mode. "fast" (the default): the fastest kernels for this CPU,
+ * whose results differ from llama.cpp's only in the order of float
+ * additions (within the parity tolerances of docs/parity.md). "exact":
+ * ggml's order of operations bit for bit: AVX2-shaped kernels and ggml's
+ * batch-dependent K-quant paths (tensor/ggml_batch.h), for parity work.
+ * SF_KERNELS=fast|exact in the environment selects it at start. */
+bool sf_kernels_exact(void);
+/* Switches the mode ("fast" or "exact"; false for anything else), also
+ * resetting the ISA level to that mode's default; between runs only. */
+bool sf_kernels_force(const char *mode);
 
 /* Name of the instruction set sf_type_fast() chose: "avx512", "avx2", "scalar". */
 const char *sf_cpu_isa(void);
