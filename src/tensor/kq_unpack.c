@@ -7,6 +7,7 @@
 
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
+#include "tensor/types.h"
 
 /* sc and mn per 16-value group into the unpacked layout */
 static void put_groups(sf_kq_unpacked *u, const int sc[16], const int mn[16]) {
@@ -36,12 +37,12 @@ static void unpack_k4(const uint8_t *scales, const uint8_t *qs, const uint8_t *q
         mn[2 * s] = mn[2 * s + 1] = m;
     }
     /* element e = 64c + 32t + l: nibble t of qs[32c + l], + 16 * bit (2c + t) of qh[l] */
-    for (int e = 0; e < 256; e++) {
-        const uint8_t byte = qs[32 * (e / 64) + e % 32];
-        int q = (e / 32) % 2 ? byte >> 4 : byte & 0x0F;
-        if (qh && ((qh[e % 32] >> (e / 32)) & 1)) q += 16;
-        u->q[e] = (uint8_t)q;
-    }
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t byte = qs[32 * c + l], hb = qh ? qh[l] : 0;
+            u->q[64 * c + l] = (uint8_t)((byte & 0x0F) | ((hb >> (2 * c)) & 1) << 4);
+            u->q[64 * c + 32 + l] = (uint8_t)((byte >> 4) | ((hb >> (2 * c + 1)) & 1) << 4);
+        }
     put_groups(u, sc, mn);
     u->d = d;
     u->dm = -dmin;
@@ -55,12 +56,15 @@ static void unpack_q6_K(const sf_block_q6_K *b, sf_kq_unpacked *u) {
     }
     /* element e = 128h + 32r + l: low 4 bits from ql[64h + 32(r&1) + l]
      * (low nibble for r < 2), high 2 bits from qh[32h + l] >> 2r */
-    for (int e = 0; e < 256; e++) {
-        const int h = e / 128, r = (e / 32) % 4, l = e % 32;
-        const uint8_t lo = b->ql[64 * h + 32 * (r & 1) + l];
-        const int low4 = r < 2 ? lo & 0x0F : lo >> 4;
-        u->q[e] = (uint8_t)(low4 | (((b->qh[32 * h + l] >> (2 * r)) & 3) << 4));
-    }
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t lo0 = b->ql[64 * h + l], lo1 = b->ql[64 * h + 32 + l], hi = b->qh[32 * h + l];
+            uint8_t *q = u->q + 128 * h + l;
+            q[0] = (uint8_t)((lo0 & 0x0F) | (hi & 3) << 4);
+            q[32] = (uint8_t)((lo1 & 0x0F) | ((hi >> 2) & 3) << 4);
+            q[64] = (uint8_t)((lo0 >> 4) | ((hi >> 4) & 3) << 4);
+            q[96] = (uint8_t)((lo1 >> 4) | ((hi >> 6) & 3) << 4);
+        }
     put_groups(u, sc, mn);
     u->d = u->dm = sf_fp16_to_fp32(b->d);
 }
@@ -136,6 +140,30 @@ int sf_kq_unpack_row(int type, const void *row, int64_t n, sf_kq_unpacked *dst) 
             break;
         }
         default: return -1;
+        }
+    }
+    return 0;
+}
+
+int sf_kq_unpack_tile16(int type, const void *rows, size_t row_bytes, int n_rows, int64_t n, sf_kq_tile16 *dst) {
+    if (type < SF_TYPE_Q2_K || type > SF_TYPE_Q6_K) return -1;
+    const int64_t nsb = n / SF_QK_K;
+    const size_t block_bytes = sf_type_row_bytes((sf_type)type, SF_QK_K);
+    if (n_rows < 16) memset(dst, 0, sizeof *dst * (size_t)nsb);
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *row = (const uint8_t *)rows + (size_t)r * row_bytes;
+        for (int64_t i = 0; i < nsb; i++) {
+            sf_kq_unpacked u;
+            sf_kq_unpack_row(type, row + (size_t)i * block_bytes, SF_QK_K, &u);
+            sf_kq_tile16 *t = &dst[i];
+            for (int gq = 0; gq < 64; gq++) memcpy(&t->q[gq][4 * r], &u.q[4 * gq], 4);
+            for (int g = 0; g < 16; g++) t->sc[g][2 * r] = t->sc[g][2 * r + 1] = u.sc[g / 2][(g % 2) * 8];
+            for (int j = 0; j < 8; j++) {
+                t->mn[j][2 * r] = u.mn[2 * j];
+                t->mn[j][2 * r + 1] = u.mn[2 * j + 1];
+            }
+            t->d[r] = u.d;
+            t->dm[r] = u.dm;
         }
     }
     return 0;

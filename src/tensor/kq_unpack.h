@@ -32,6 +32,22 @@ enum {
     SF_KQ_REPACK_GEMM   /* the same, activation rows in groups of 4 */
 };
 
+/* 16 rows of one super-block, interleaved so that each 32-bit lane of a
+ * 512-bit register belongs to one row (as ggml's repacked layouts do): the
+ * kernel then accumulates every row in its own lane and needs no horizontal
+ * sums. Rows past the matrix are zero (their results are dropped). */
+typedef struct sf_kq_tile16 {
+    uint8_t q[64][64];   /* group of 4 values gq: bytes 4r..4r+3 = row r's values 4gq..4gq+3 */
+    int16_t sc[16][32];  /* 16-value group g: lanes 2r, 2r+1 = row r's sc_g */
+    int16_t mn[8][32];   /* groups 2j, 2j+1: lane 2r = row r's mn_2j, 2r+1 = its mn_2j+1 */
+    float d[16], dm[16]; /* per row */
+} sf_kq_tile16;
+
+/* Unpacks super-blocks of n_rows <= 16 rows (row_bytes apart) into
+ * dst[n/256]; rows n_rows..15 are zero. Returns 0, or -1 for a type that
+ * is not a K-quant. */
+int sf_kq_unpack_tile16(int type, const void *rows, size_t row_bytes, int n_rows, int64_t n, sf_kq_tile16 *dst);
+
 /* Unpacks the n/256 super-blocks of one row of `type` (SF_TYPE_Q2_K..Q6_K)
  * into dst[n/256]. Returns 0, or -1 for another type. */
 int sf_kq_unpack_row(int type, const void *row, int64_t n, sf_kq_unpacked *dst);

@@ -17,7 +17,7 @@ enum { ROW_TILE = 8 };
 /* K-quant path: a tile of rows is unpacked (kq_unpack.h) into a stack
  * buffer of this size, then every group of 4 tokens runs through the 2x4
  * kernel. Tiles hold up to KQ_MAX_ROWS rows (fewer for long rows). */
-enum { KQ_BUF_BYTES = 192 * 1024, KQ_MAX_ROWS = 16 };
+enum { KQ_BUF_BYTES = 384 * 1024, KQ_MAX_ROWS = 16 };
 enum { ORDER_NONE = -3, ORDER_ANY = -2 }; /* beyond T; a row whose result llama.cpp never computes */
 
 static inline void store(float *y, int64_t y_stride, int t, int64_t r, float v, bool accumulate) {
@@ -34,7 +34,7 @@ static int order_of(const sf_matrix *w, int T, int t) {
 
 /* One row tile u[rows][nsb] against tokens t..t+3 (fewer at the end): each
  * distinct order among the 4 tokens is one kernel pass (or vec_dot). */
-static void kq_token_group(const sf_matrix *w, const sf_type_traits *tr, const sf_kq_unpacked *u, int64_t nsb,
+static void kq_token_group(const sf_matrix *w, const sf_type_traits *tr, const void *tile, int64_t nsb,
                            int64_t rt, int64_t re, const uint8_t *xd, size_t x_stride, int T, int t, float *y,
                            int64_t y_stride, bool accumulate) {
     const size_t row_bytes = sf_type_row_bytes(w->type, w->n_in);
@@ -62,6 +62,14 @@ static void kq_token_group(const sf_matrix *w, const sf_type_traits *tr, const s
                           accumulate);
             continue;
         }
+        if (tr->kq16_gemm) { /* one interleaved tile of up to 16 rows */
+            float v[4][16];
+            tr->kq16_gemm(nsb, tile, a, o, v);
+            for (int j = 0; j < 4; j++)
+                for (int64_t r = rt; mask >> j & 1 && r < re; r++) store(y, y_stride, t + j, r, v[j][r - rt], accumulate);
+            continue;
+        }
+        const sf_kq_unpacked *u = tile; /* [re - rt][nsb] */
         for (int64_t r = rt; r < re; r += 2) {
             /* an odd last row is paired with itself, its second half dropped */
             const int64_t r2 = r + 1 < re ? r + 1 : r;
@@ -82,17 +90,29 @@ static bool matmul_kq(const sf_matrix *w, const sf_type_traits *tr, const void *
                       int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
     _Alignas(64) unsigned char buf[KQ_BUF_BYTES];
     const int64_t nsb = w->n_in / SF_QK_K;
+    const size_t row_bytes = sf_type_row_bytes(w->type, w->n_in);
+    const uint8_t *wd = w->data;
+    if (tr->kq16_gemm && (size_t)nsb * sizeof(sf_kq_tile16) <= sizeof buf) {
+        sf_kq_tile16 *tile = (sf_kq_tile16 *)buf; /* [nsb]: 16 rows */
+        for (int64_t rt = r0; rt < r1; rt += 16) {
+            const int64_t re = rt + 16 < r1 ? rt + 16 : r1;
+            sf_kq_unpack_tile16(w->type, wd + (size_t)rt * row_bytes, row_bytes, (int)(re - rt), w->n_in, tile);
+            for (int t = 0; t < T; t += 4)
+                kq_token_group(w, tr, tile, nsb, rt, re, x, x_stride, T, t, y, y_stride, accumulate);
+        }
+        return true;
+    }
+    sf_type_traits tr2 = *tr; /* the 2-row kernel: this tile does not fit */
+    tr2.kq16_gemm = NULL;
     int64_t tile = KQ_BUF_BYTES / (int64_t)(nsb * sizeof(sf_kq_unpacked));
     if (tile > KQ_MAX_ROWS) tile = KQ_MAX_ROWS;
     if (tile < 2) return false;
     sf_kq_unpacked *u = (sf_kq_unpacked *)buf; /* [tile][nsb] */
-    const size_t row_bytes = sf_type_row_bytes(w->type, w->n_in);
-    const uint8_t *wd = w->data;
     for (int64_t rt = r0; rt < r1; rt += tile) {
         const int64_t re = rt + tile < r1 ? rt + tile : r1;
         for (int64_t r = rt; r < re; r++) sf_kq_unpack_row(w->type, wd + (size_t)r * row_bytes, w->n_in, u + (r - rt) * nsb);
         for (int t = 0; t < T; t += 4)
-            kq_token_group(w, tr, u, nsb, rt, re, x, x_stride, T, t, y, y_stride, accumulate);
+            kq_token_group(w, &tr2, u, nsb, rt, re, x, x_stride, T, t, y, y_stride, accumulate);
     }
     return true;
 }

@@ -15,8 +15,9 @@ void sf_simd_avx512_install(sf_type_traits fast[SF_TYPE_COUNT]); /* simd_avx512.
  * vpdpbusd where the CPU has AVX512-VNNI (simd_gemm_*.c) */
 void sf_avx2_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
 void sf_vnni_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
-/* The K-quant prompt kernel (kq_gemm_impl.h) for Q2_K..Q6_K: vpdpwssd where
- * the CPU has AVX512-VNNI, else AVX2 (simd_kq_gemm_*.c) */
+/* The K-quant prompt kernels for Q2_K..Q6_K: the 2x4 one (kq_gemm_impl.h)
+ * with vpdpwssd where the CPU has AVX512-VNNI, else AVX2 (simd_kq_gemm_*.c);
+ * on AVX-512 CPUs also the 16-row one (simd_kq16_avx512.c) */
 void sf_kq_gemm_install(sf_type_traits fast[SF_TYPE_COUNT], bool vnni);
 
 #endif

@@ -54,6 +54,11 @@ typedef void (*sf_vec_dot_2x4_fn)(int64_t n, const void *w, size_t w_stride, con
 struct sf_kq_unpacked;
 typedef void (*sf_kq_gemm_fn)(int64_t nsb, const struct sf_kq_unpacked *w0, const struct sf_kq_unpacked *w1,
                               const uint8_t *const a[4], int order, float out[8]);
+/* The same on 16 interleaved rows (one sf_kq_tile16 per super-block):
+ * out[k][row]. */
+struct sf_kq_tile16;
+typedef void (*sf_kq16_gemm_fn)(int64_t nsb, const struct sf_kq_tile16 *w, const uint8_t *const a[4], int order,
+                                float out[4][16]);
 
 typedef struct {
     const char *name;      /* "Q4_K", as ggml prints it */
@@ -68,6 +73,7 @@ typedef struct {
     sf_vec_dot_2x4_fn vec_dot_2x4; /* 2 rows x 4 tokens on the file's blocks */
     bool vec_dot_2x4_exact;        /* vec_dot_2x4 equals vec_dot bit for bit */
     sf_kq_gemm_fn kq_gemm_2x4;     /* K-quants: 2 unpacked rows x 4 tokens */
+    sf_kq16_gemm_fn kq16_gemm;     /* K-quants: 16 interleaved rows x 4 tokens (AVX-512) */
     sf_vec_dot_fn dot_repacked_gemv; /* Q4_K: vec_dot in the order of ggml's repacked gemv */
 } sf_type_traits;
 
