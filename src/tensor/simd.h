@@ -15,6 +15,9 @@ void sf_simd_avx512_install(sf_type_traits fast[SF_TYPE_COUNT]); /* simd_avx512.
  * vpdpbusd where the CPU has AVX512-VNNI (simd_gemm_*.c) */
 void sf_avx2_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
 void sf_vnni_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
+/* the same results with both rows in one 512-bit register (AVX-512 CPUs;
+ * simd_gemm_legacy_avx512.c) */
+void sf_avx512_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
 /* The K-quant prompt kernels for Q2_K..Q6_K: the 2x4 one (kq_gemm_impl.h)
  * with vpdpwssd where the CPU has AVX512-VNNI, else AVX2 (simd_kq_gemm_*.c);
  * on AVX-512 CPUs also the 16-row one (simd_kq16_avx512.c) */

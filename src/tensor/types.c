@@ -170,7 +170,7 @@ static void build_fast(int level) {
     const bool vnni = isa_detect() >= ISA_AVX512;
     if (level >= ISA_AVX2) {
         sf_simd_avx2_install(t);
-        if (vnni) sf_vnni_gemm_2x4_install(t);
+        if (vnni) sf_avx512_gemm_2x4_install(t);
         else sf_avx2_gemm_2x4_install(t);
         for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_2x4_exact = t[i].vec_dot_2x4 != NULL;
         sf_kq_gemm_install(t, vnni);
