@@ -132,6 +132,7 @@ void sf_matmul_rows(const sf_matrix *w, const void *x, size_t x_stride, int T, f
     const bool exact = sf_kernels_exact();
     if (!exact && tr->kq_gemm_2x4 && T >= 4 && matmul_kq(w, tr, x, x_stride, T, y, y_stride, accumulate, r0, r1))
         return;
+    /* exact mode: the 2x4 tiles only where they equal vec_dot */
     sf_vec_dot_2x4_fn tile = exact && !tr->vec_dot_2x4_exact ? NULL : tr->vec_dot_2x4;
     const size_t row_bytes = sf_type_row_bytes(w->type, w->n_in);
     const uint8_t *wd = w->data;

@@ -11,6 +11,10 @@
 
 void sf_simd_avx2_install(sf_type_traits fast[SF_TYPE_COUNT]);   /* simd_avx2.c */
 void sf_simd_avx512_install(sf_type_traits fast[SF_TYPE_COUNT]); /* simd_avx512.c */
+/* The fast mode on AVX-512 CPUs: the 512-bit vec_dots of the types whose
+ * results cannot match llama.cpp's anyway (Q4_0: llama.cpp repacks it into
+ * 8-row blocks with another order), marking them ggml_order = false */
+void sf_simd_avx512_install_unordered(sf_type_traits fast[SF_TYPE_COUNT]);
 /* 2x4 legacy-quant kernels (same results as the AVX2 vec_dot): maddubs, or
  * vpdpbusd where the CPU has AVX512-VNNI (simd_gemm_*.c) */
 void sf_avx2_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);

@@ -38,6 +38,12 @@ void sf_simd_avx512_install(sf_type_traits fast[SF_TYPE_COUNT]) {
     fast[SF_TYPE_BF16].vec_dot = vec_dot_bf16;
 }
 
+void sf_simd_avx512_install_unordered(sf_type_traits fast[SF_TYPE_COUNT]) {
+    fast[SF_TYPE_Q4_0].vec_dot = vec_dot_q4_0;
+    fast[SF_TYPE_Q4_0].ggml_order = false;
+    fast[SF_TYPE_Q4_0].vec_dot_2x4_exact = false;
+}
+
 /* ------------------------------------------------ legacy blocks, two at a time */
 
 /* Each loop step handles blocks i and i+1 in one 64-byte vector: bytes 0..31

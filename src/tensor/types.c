@@ -174,11 +174,13 @@ static void build_fast(int level) {
         else sf_avx2_gemm_2x4_install(t);
         for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_2x4_exact = t[i].vec_dot_2x4 != NULL;
         sf_kq_gemm_install(t, vnni);
+        for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].ggml_order = true;
+        if (vnni && !g_exact) sf_simd_avx512_install_unordered(t);
     }
     if (level >= ISA_AVX512) {
         sf_simd_avx512_install(t);
         /* the 2x4 kernels reproduce the AVX2 vec_dot, which AVX-512 replaced */
-        for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_2x4_exact = false;
+        for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_2x4_exact = t[i].ggml_order = false;
     }
 #endif
     memcpy(g_fast, t, sizeof t);

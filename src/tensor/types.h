@@ -69,6 +69,7 @@ typedef struct {
     sf_dequantize_fn dequantize;
     sf_quantize_fn quantize; /* deterministic reference quantizer; NULL if none */
     sf_vec_dot_fn vec_dot;   /* NULL for activation-only types (Q8_1, Q8_K) */
+    bool ggml_order; /* fast table: sums as llama.cpp's CPU backend does (bit-identical) */
     /* matmul variants (fast table only; NULL where there is none) */
     sf_vec_dot_2x4_fn vec_dot_2x4; /* 2 rows x 4 tokens on the file's blocks */
     bool vec_dot_2x4_exact;        /* vec_dot_2x4 equals vec_dot bit for bit */
