@@ -338,7 +338,7 @@ static void test_tensor_errors(void **state) {
     b = fresh(&L); patch64(&b, L.b_ne0, 1ull << 62); expect_error(&b, "'w.b'"); free(b.p);
     b = fresh(&L); patch32(&b, L.b_type, 4); expect_error(&b, "unknown tensor type id 4"); free(b.p);
     b = fresh(&L); patch32(&b, L.b_type, 99); expect_error(&b, "unknown tensor type id 99"); free(b.p);
-    b = fresh(&L); patch32(&b, L.b_type, 40); expect_error(&b, "unknown tensor type"); free(b.p);
+    b = fresh(&L); patch32(&b, L.b_type, 43); expect_error(&b, "unknown tensor type"); free(b.p);
     b = fresh(&L); patch64(&b, L.b_offset, 33); expect_error(&b, "offset 33 is not a multiple of the alignment 32"); free(b.p);
     b = fresh(&L); patch64(&b, L.c_offset, 1024); expect_error(&b, "tensor 'w.c': data ["); free(b.p);
     b = fresh(&L); patch64(&b, L.c_offset, 1024); expect_error(&b, "past the end of the file (size"); free(b.p);

@@ -1,22 +1,19 @@
 /* Private to src/gguf: the parsed-file struct shared by the reader, the
- * metadata getters, the writer (copy_kv) and inspect, plus the ggml type
- * table the reader validates against (kept here so GGUF validation does not
- * depend on which types the kernels support). */
+ * metadata getters, the writer (copy_kv) and inspect. Tensor types are
+ * validated against the geometry table of tensor/types.h, which covers every
+ * ggml id, whether or not kernels exist for it. */
 #ifndef SF_GGUF_IMPL_H
 #define SF_GGUF_IMPL_H
 
+#include "tensor/types.h"
 #include "gguf/gguf.h"
 
 /* Nesting limit for arrays of arrays: each level costs only 12 bytes, so
  * without a limit a small file could exhaust the stack of a recursive walk. */
 #define SF_GGUF_MAX_NEST 16
 
-/* Block geometry of a ggml type id (sizes as in ggml-common.h). */
-typedef struct {
-    const char *name;
-    int block_size;   /* values per block; 0 = id unknown or retired */
-    int type_size;    /* bytes per block */
-} sf_gguf_type_info;
+/* Block geometry of a ggml type id: tensor/types.h's table. */
+typedef sf_type_info sf_gguf_type_info;
 
 /* NULL for ids ggml does not (or no longer) define. */
 const sf_gguf_type_info *sf_gguf_type_lookup(int type);

@@ -1,32 +1,8 @@
-/* ggml tensor type geometry and GGUF metadata value-type sizes/names. */
+/* ggml tensor type geometry (over tensor/types.h's table) and GGUF metadata
+ * value-type sizes/names. */
 #include "gguf/gguf_impl.h"
 
-/* Indexed by ggml type id; sizes from ggml-common.h. Retired ids (4, 5,
- * 31-33, 36-38) keep block_size 0 and are rejected like unknown ones. */
-static const sf_gguf_type_info k_types[] = {
-    [0] = {"F32", 1, 4},        [1] = {"F16", 1, 2},
-    [2] = {"Q4_0", 32, 18},     [3] = {"Q4_1", 32, 20},
-    [6] = {"Q5_0", 32, 22},     [7] = {"Q5_1", 32, 24},
-    [8] = {"Q8_0", 32, 34},     [9] = {"Q8_1", 32, 36},
-    [10] = {"Q2_K", 256, 84},   [11] = {"Q3_K", 256, 110},
-    [12] = {"Q4_K", 256, 144},  [13] = {"Q5_K", 256, 176},
-    [14] = {"Q6_K", 256, 210},  [15] = {"Q8_K", 256, 292},
-    [16] = {"IQ2_XXS", 256, 66}, [17] = {"IQ2_XS", 256, 74},
-    [18] = {"IQ3_XXS", 256, 98}, [19] = {"IQ1_S", 256, 50},
-    [20] = {"IQ4_NL", 32, 18},  [21] = {"IQ3_S", 256, 110},
-    [22] = {"IQ2_S", 256, 82},  [23] = {"IQ4_XS", 256, 136},
-    [24] = {"I8", 1, 1},        [25] = {"I16", 1, 2},
-    [26] = {"I32", 1, 4},       [27] = {"I64", 1, 8},
-    [28] = {"F64", 1, 8},       [29] = {"IQ1_M", 256, 56},
-    [30] = {"BF16", 1, 2},
-    [34] = {"TQ1_0", 256, 54},  [35] = {"TQ2_0", 256, 66},
-    [39] = {"MXFP4", 32, 17},
-};
-
-const sf_gguf_type_info *sf_gguf_type_lookup(int type) {
-    if (type < 0 || type >= (int)(sizeof k_types / sizeof k_types[0])) return NULL;
-    return k_types[type].block_size ? &k_types[type] : NULL;
-}
+const sf_gguf_type_info *sf_gguf_type_lookup(int type) { return sf_type_info_of(type); }
 
 const char *sf_gguf_type_str(int type) {
     const sf_gguf_type_info *t = sf_gguf_type_lookup(type);

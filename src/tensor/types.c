@@ -17,15 +17,9 @@
 
 /* ------------------------------------------------------- names and sizes */
 
-typedef struct {
-    const char *name;
-    int block_size; /* 0: size unknown (retired or too new) */
-    int type_size;
-} type_info;
-
 /* Every id ggml has defined (retired ones included, under their old names);
  * sizes from ggml-common.h. Ids beyond the table are "unknown". */
-static const type_info g_info[] = {
+static const sf_type_info g_info[] = {
     [0] = {"F32", 1, 4},         [1] = {"F16", 1, 2},
     [2] = {"Q4_0", 32, 18},      [3] = {"Q4_1", 32, 20},
     [4] = {"Q4_2", 0, 0},        [5] = {"Q4_3", 0, 0},
@@ -50,6 +44,11 @@ static const type_info g_info[] = {
     [42] = {"Q2_0", 64, 18},
 };
 #define N_INFO ((int)(sizeof g_info / sizeof g_info[0]))
+
+const sf_type_info *sf_type_info_of(int type) {
+    if (type < 0 || type >= N_INFO || g_info[type].block_size == 0) return NULL;
+    return &g_info[type];
+}
 
 const char *sf_type_name(int type) {
     if (type < 0 || type >= N_INFO || !g_info[type].name) return "unknown";

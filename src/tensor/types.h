@@ -84,6 +84,16 @@ const sf_type_traits *sf_type_ref(int type);
  * kernel tests' tolerance); NULL for unknown ids. */
 const sf_type_traits *sf_type_fast(int type);
 
+/* Block geometry of a ggml type id, also of the types sparsefuse cannot
+ * compute on (the one table of type sizes, from ggml-common.h; the GGUF
+ * reader sizes tensors with it). NULL for ids unknown or retired. */
+typedef struct {
+    const char *name; /* "Q4_K", as ggml prints it */
+    int block_size;   /* values per block; 0 in the table: retired id */
+    int type_size;    /* bytes per block */
+} sf_type_info;
+const sf_type_info *sf_type_info_of(int type);
+
 /* Name of a ggml type id, also for ids sparsefuse cannot compute on
  * ("IQ2_XXS"...); "unknown" for ids ggml never defined. */
 const char *sf_type_name(int type);
