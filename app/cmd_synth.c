@@ -38,7 +38,7 @@ int cmd_synth(int argc, char **argv) {
     const arg_spec args[] = {
         {"-o", "--output", ARG_STR, &output, "FILE", "the GGUF file to write (required; replaced if it exists)", 0, 0,
          NULL},
-        {NULL, "--type", ARG_STR, &p.type, "T", "weight type: q4_0 or q8_0 (default: q4_0)", 0, 0, NULL},
+        {NULL, "--type", ARG_STR, &p.type, "T", "weight type: f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k, or the mixes q4_k_m q5_k_m (default: q4_0)", 0, 0, NULL},
         {NULL, "--shape", ARG_STR, &p.shape, "S", "llama-3.2-1b or tiny (default: llama-3.2-1b)", 0, 0, NULL},
         {NULL, "--seed", ARG_U64, &p.seed, "N", "random seed; the same seed gives the same file (default: 0)", 0, 0,
          NULL},
@@ -57,7 +57,12 @@ int cmd_synth(int argc, char **argv) {
         "\n"
         "Every 2-D weight (token_embd too; there is no output.weight) is in the chosen\n"
         "type with random quants and scales giving each weight a standard deviation of\n"
-        "about 1/sqrt(fan_in); norms are F32 ones. The vocabulary is SentencePiece style\n"
+        "about 1/sqrt(fan_in); norms are F32 ones. q4_0 and q8_0 blocks are drawn\n"
+        "directly; other types quantize random floats with the scalar reference\n"
+        "quantizers (slower: a minute or more for the 1B shape). q4_k_m / q5_k_m mix\n"
+        "types as llama.cpp's llama-quantize does for this shape: Q4_K / Q5_K, with\n"
+        "token_embd (the tied output) and attn_v / ffn_down of the layers llama.cpp's\n"
+        "use_more_bits picks in Q6_K. The vocabulary is SentencePiece style\n"
         "(<unk> <s> </s>, the byte tokens <0x00>..<0xFF>, then made-up words), which both\n"
         "sparsefuse and llama.cpp load. The weights are held in memory until the file is\n"
         "written atomically (temporary file, fsync, rename). Progress goes to stderr.",
@@ -65,8 +70,9 @@ int cmd_synth(int argc, char **argv) {
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;
     if (!output || !*output) return args_error(&cmd, "no output file (-o FILE)");
-    if (strcasecmp(p.type, "q4_0") != 0 && strcasecmp(p.type, "q8_0") != 0)
-        return args_error(&cmd, "--type: unsupported weight type '%s' (q4_0 or q8_0)", p.type);
+    bool type_known = false;
+    for (const char *const *s = sf_synth_type_names(); *s; s++) type_known |= strcasecmp(*s, p.type) == 0;
+    if (!type_known) return args_error(&cmd, "--type: unsupported weight type '%s' (see --help)", p.type);
     bool known = false;
     for (const char *const *s = sf_synth_shape_names(); *s; s++) known |= strcmp(*s, p.shape) == 0;
     if (!known) return args_error(&cmd, "--shape: unknown shape '%s' (llama-3.2-1b or tiny)", p.shape);

@@ -178,7 +178,7 @@ int sf_eval_bandwidth(const sf_bandwidth_params *p, sf_bandwidth_result *out);
  * both load it. Details: src/model/synth.h. */
 typedef struct {
     const char *shape;       /* "llama-3.2-1b" (default) or "tiny" */
-    const char *type;        /* "q4_0" (default) or "q8_0", any case */
+    const char *type;        /* "q4_0" (default), one of sf_synth_type_names(), any case */
     uint64_t seed;           /* default 0 */
     /* Optional: called with what = "generating" (done/total = bytes of
      * weights drawn so far) and what = "writing" (0 of total before the
@@ -204,5 +204,7 @@ int sf_synth_write(const char *path, const sf_synth_params *p, sf_synth_result *
 
 /* The accepted shape names, NULL-terminated. */
 const char *const *sf_synth_shape_names(void);
+/* The accepted type names (f32 ... q6_k, q4_k_m, q5_k_m), NULL-terminated. */
+const char *const *sf_synth_type_names(void);
 
 #endif

@@ -50,6 +50,39 @@ sf_synth_params sf_synth_default_params(void) {
     return p;
 }
 
+/* ------------------------------------------------------------ types */
+
+/* --type: one weight type for every matrix, or one of llama.cpp's file mixes
+ * (Q4_K_M, Q5_K_M: llama_tensor_get_type's rules for a tied-embedding llama,
+ * the embedding in Q6_K as the output matrix is, attn_v and ffn_down in Q6_K
+ * on the layers use_more_bits picks). ftype: llama.cpp's llama_ftype. */
+typedef struct {
+    const char *name;
+    sf_type base, more_bits; /* more_bits == base: no mix */
+    uint32_t ftype;
+} synth_type;
+
+static const synth_type g_types[] = {
+    {"f32", SF_TYPE_F32, SF_TYPE_F32, 0},       {"f16", SF_TYPE_F16, SF_TYPE_F16, 1},
+    {"bf16", SF_TYPE_BF16, SF_TYPE_BF16, 32},   {"q4_0", SF_TYPE_Q4_0, SF_TYPE_Q4_0, 2},
+    {"q4_1", SF_TYPE_Q4_1, SF_TYPE_Q4_1, 3},    {"q5_0", SF_TYPE_Q5_0, SF_TYPE_Q5_0, 8},
+    {"q5_1", SF_TYPE_Q5_1, SF_TYPE_Q5_1, 9},    {"q8_0", SF_TYPE_Q8_0, SF_TYPE_Q8_0, 7},
+    {"q2_k", SF_TYPE_Q2_K, SF_TYPE_Q2_K, 10},   {"q3_k", SF_TYPE_Q3_K, SF_TYPE_Q3_K, 11},
+    {"q4_k", SF_TYPE_Q4_K, SF_TYPE_Q4_K, 14},   {"q5_k", SF_TYPE_Q5_K, SF_TYPE_Q5_K, 16},
+    {"q6_k", SF_TYPE_Q6_K, SF_TYPE_Q6_K, 18},   {"q4_k_m", SF_TYPE_Q4_K, SF_TYPE_Q6_K, 15},
+    {"q5_k_m", SF_TYPE_Q5_K, SF_TYPE_Q6_K, 17},
+};
+enum { N_TYPES = sizeof g_types / sizeof g_types[0] };
+
+static const char *const g_type_names[] = {"f32",  "f16",  "bf16", "q4_0", "q4_1", "q5_0",   "q5_1",   "q8_0",
+                                           "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q4_k_m", "q5_k_m", NULL};
+
+const char *const *sf_synth_type_names(void) { return g_type_names; }
+
+/* llama.cpp's use_more_bits(i, n): the first and last eighth of the layers
+ * and every third one between */
+static bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
 /* ------------------------------------------------------------ tensors */
 
 typedef enum { T_MATRIX, T_NORM, T_ROPE_FREQS } tkind;
@@ -65,7 +98,8 @@ typedef struct {
 } tdesc;
 
 /* The tensor list in llama.cpp's usual order; *n gets the count. */
-static tdesc *plan_tensors(const synth_shape *s, sf_type wtype, int *n) {
+static tdesc *plan_tensors(const synth_shape *s, const synth_type *ty, int *n) {
+    const sf_type wtype = ty->base;
     int cap = 3 + 9 * s->n_layer;
     tdesc *t = calloc((size_t)cap, sizeof *t);
     if (!t) return NULL;
@@ -83,17 +117,18 @@ static tdesc *plan_tensors(const synth_shape *s, sf_type wtype, int *n) {
         k++;                                                                        \
     } while (0)
     ADD(T_ROPE_FREQS, SF_TYPE_F32, 1, s->head_dim / 2, 1, "rope_freqs.weight");
-    ADD(T_MATRIX, wtype, 2, E, s->n_vocab, "token_embd.weight");
+    ADD(T_MATRIX, ty->more_bits, 2, E, s->n_vocab, "token_embd.weight"); /* also the output matrix */
     for (int il = 0; il < s->n_layer; il++) {
         ADD(T_NORM, SF_TYPE_F32, 1, E, 1, "blk.%d.attn_norm.weight", il);
         ADD(T_MATRIX, wtype, 2, E, Q, "blk.%d.attn_q.weight", il);
         ADD(T_MATRIX, wtype, 2, E, KV, "blk.%d.attn_k.weight", il);
-        ADD(T_MATRIX, wtype, 2, E, KV, "blk.%d.attn_v.weight", il);
+        const sf_type more = use_more_bits(il, s->n_layer) ? ty->more_bits : wtype;
+        ADD(T_MATRIX, more, 2, E, KV, "blk.%d.attn_v.weight", il);
         ADD(T_MATRIX, wtype, 2, Q, E, "blk.%d.attn_output.weight", il);
         ADD(T_NORM, SF_TYPE_F32, 1, E, 1, "blk.%d.ffn_norm.weight", il);
         ADD(T_MATRIX, wtype, 2, E, F, "blk.%d.ffn_gate.weight", il);
         ADD(T_MATRIX, wtype, 2, E, F, "blk.%d.ffn_up.weight", il);
-        ADD(T_MATRIX, wtype, 2, F, E, "blk.%d.ffn_down.weight", il);
+        ADD(T_MATRIX, more, 2, F, E, "blk.%d.ffn_down.weight", il);
     }
     ADD(T_NORM, SF_TYPE_F32, 1, E, 1, "output_norm.weight");
 #undef ADD
@@ -148,6 +183,19 @@ static void fill_q8_0(sf_block_q8_0 *b, int64_t n_blocks, float d_mean, uint64_t
     }
 }
 
+/* Any other type: uniform random floats with RMS `target` (and a per-row
+ * scale jitter), quantized row by row with the scalar reference quantizer. */
+static void fill_quantized(const tdesc *t, uint8_t *data, float target, uint64_t *rng) {
+    const size_t rb = sf_type_row_bytes(t->type, t->ne[0]);
+    float row[16384]; /* ne[0] <= 16384 for every shape here */
+    const float amp = target * sqrtf(3.0f);
+    for (int64_t r = 0; r < t->ne[1]; r++) {
+        const float a = amp * scale_jitter(rng);
+        for (int64_t i = 0; i < t->ne[0]; i++) row[i] = a * ((float)(splitmix64(rng) >> 40) * (2.0f / 16777216.0f) - 1.0f);
+        sf_type_ref(t->type)->quantize(row, data + (size_t)r * rb, t->ne[0]);
+    }
+}
+
 /* Llama 3 rope scaling (convert_hf_to_gguf.py): factor per frequency pair,
  * 1 for short wavelengths, `factor` for long ones, smooth in between. */
 static void fill_rope_freqs(const synth_shape *s, float *out /* [head_dim/2] */) {
@@ -181,8 +229,10 @@ static void fill_tensor(const synth_shape *s, const tdesc *t, uint8_t *data, uin
         double target = 1.0 / sqrt((double)t->ne[0]) / sqrt(13.0 / 12.0);
         if (t->type == SF_TYPE_Q4_0)
             fill_q4_0((sf_block_q4_0 *)data, n / SF_QK, (float)(target / sqrt(17.5)), &rng);
-        else
+        else if (t->type == SF_TYPE_Q8_0)
             fill_q8_0((sf_block_q8_0 *)data, n / SF_QK, (float)(target / sqrt(5397.5)), &rng);
+        else
+            fill_quantized(t, data, (float)target, &rng);
     }
 }
 
@@ -249,17 +299,16 @@ done:
 
 /* ------------------------------------------------------------ metadata */
 
-static int set_metadata(sf_gguf_writer *w, const synth_shape *s, sf_type wtype, uint64_t seed) {
+static int set_metadata(sf_gguf_writer *w, const synth_shape *s, const synth_type *ty, uint64_t seed) {
     char desc[160];
     snprintf(desc, sizeof desc, "random weights from 'sparsefuse synth --shape %s --type %s --seed %" PRIu64
-             "'; for speed measurements only", s->name, wtype == SF_TYPE_Q4_0 ? "q4_0" : "q8_0", seed);
+             "'; for speed measurements only", s->name, ty->name, seed);
     int rc;
-    /* llama.cpp's llama_ftype: MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7 */
     if ((rc = sf_gguf_writer_set_str(w, "general.architecture", "llama")) ||
         (rc = sf_gguf_writer_set_str(w, "general.type", "model")) ||
         (rc = sf_gguf_writer_set_str(w, "general.name", s->model_name)) ||
         (rc = sf_gguf_writer_set_str(w, "general.description", desc)) ||
-        (rc = sf_gguf_writer_set_u32(w, "general.file_type", wtype == SF_TYPE_Q4_0 ? 2 : 7)) ||
+        (rc = sf_gguf_writer_set_u32(w, "general.file_type", ty->ftype)) ||
         (rc = sf_gguf_writer_set_u32(w, "general.quantization_version", 2)) ||
         (rc = sf_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)s->n_layer)) ||
         (rc = sf_gguf_writer_set_u32(w, "llama.context_length", s->n_ctx_train)) ||
@@ -307,15 +356,18 @@ int sf_synth_write(const char *path, const sf_synth_params *p, sf_synth_result *
     for (int i = 0; i < N_SHAPES; i++)
         if (strcmp(shape_name, g_shapes[i].name) == 0) s = &g_shapes[i];
     if (!s) return sf_fail(SF_ERR_ARG, "synth: unknown shape '%s' (known: llama-3.2-1b, tiny)", shape_name);
-    sf_type wtype;
-    if (strcasecmp(type_name, "q4_0") == 0) wtype = SF_TYPE_Q4_0;
-    else if (strcasecmp(type_name, "q8_0") == 0) wtype = SF_TYPE_Q8_0;
-    else return sf_fail(SF_ERR_ARG, "synth: unsupported weight type '%s' (supported: q4_0, q8_0)", type_name);
+    const synth_type *ty = NULL;
+    for (int i = 0; i < N_TYPES; i++)
+        if (strcasecmp(type_name, g_types[i].name) == 0) ty = &g_types[i];
+    if (!ty)
+        return sf_fail(SF_ERR_ARG,
+                       "synth: unsupported weight type '%s' (supported: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, "
+                       "q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m, q5_k_m)", type_name);
     int rc = check_dest(path);
     if (rc) return sf_fail_context(rc, "cannot write synthetic model '%s'", path);
 
     int n_t = 0;
-    tdesc *t = plan_tensors(s, wtype, &n_t);
+    tdesc *t = plan_tensors(s, ty, &n_t);
     if (!t) return sf_fail(SF_ERR_NOMEM, "synth: out of memory");
     size_t total = t[n_t - 1].offset + t[n_t - 1].nbytes;
     uint64_t data_bytes = 0;
@@ -336,7 +388,7 @@ int sf_synth_write(const char *path, const sf_synth_params *p, sf_synth_result *
         done_bytes += t[i].nbytes;
         if (p->progress) p->progress("generating", (int64_t)done_bytes, (int64_t)data_bytes, p->user);
     }
-    if ((rc = set_metadata(w, s, wtype, p->seed))) goto done;
+    if ((rc = set_metadata(w, s, ty, p->seed))) goto done;
     for (int i = 0; i < n_t && !rc; i++)
         rc = sf_gguf_writer_add_tensor(w, t[i].name, t[i].type, t[i].n_dims, t[i].ne, buf + t[i].offset, t[i].nbytes);
     if (rc) goto done;
