@@ -86,10 +86,10 @@ static void print_row(printer *p, const char *test, const sf_bench_result *r) {
         break;
     case OUT_JSON:
         printf("%s  {\"test\": \"%s\", \"model\": \"%s\", \"size_bytes\": %llu, \"n_params\": %lld, "
-               "\"n_threads\": %d, \"n_tokens\": %d, \"reps\": %d, \"tps_mean\": %.4f, \"tps_std\": %.4f, "
+               "\"n_threads\": %d, \"n_tokens\": %d, \"n_depth\": %d, \"reps\": %d, \"tps_mean\": %.4f, \"tps_std\": %.4f, "
                "\"samples\": [",
                p->n_items ? ",\n" : "", test, p->model, (unsigned long long)p->info->size_bytes,
-               (long long)p->info->n_params, p->n_threads, r->n_tokens, r->reps, r->tps_mean, r->tps_std);
+               (long long)p->info->n_params, p->n_threads, r->n_tokens, r->n_depth, r->reps, r->tps_mean, r->tps_std);
         for (int i = 0; i < r->reps; i++) printf("%s%.4f", i ? ", " : "", r->samples[i]);
         printf("], \"gbps\": %.3f, \"weight_bytes\": %llu, \"barriers_per_step\": %d}", r->gbps,
                (unsigned long long)r->weight_bytes, r->barriers_per_step);
@@ -159,10 +159,12 @@ static int run_tests(const cmd_spec *cmd, const app_model_opts *mo, const char *
             if (bp.n_prompt == 0) continue;
             one.n_gen = 0;
             snprintf(test, sizeof test, "pp%d", bp.n_prompt);
+            if (bp.n_depth > 0) snprintf(test + strlen(test), sizeof test - strlen(test), " @ d%d", bp.n_depth);
         } else {
             if (bp.n_gen == 0) continue;
             one.n_prompt = 0;
             snprintf(test, sizeof test, "tg%d", bp.n_gen);
+            if (bp.n_depth > 0) snprintf(test + strlen(test), sizeof test - strlen(test), " @ d%d", bp.n_depth);
         }
         sf_bench_result *r = pass == 0 ? &pp : &tg;
         if (sf_eval_bench(m, &one, pass == 0 ? r : NULL, pass == 1 ? r : NULL) != SF_OK) {
@@ -193,6 +195,9 @@ int cmd_bench(int argc, char **argv) {
          NULL},
         {"-r", "--repetitions", ARG_INT, &bp.reps, "N", "timed repetitions per test (default: 5)", 1,
          SF_BENCH_MAX_REPS, NULL},
+        {"-d", "--n-depth", ARG_INT, &bp.n_depth, "N",
+         "tokens already in the KV cache before each test (llama-bench -d; decoded untimed; default: 0)", 0, 1 << 20,
+         NULL},
         {NULL, "--bandwidth", ARG_FLAG, &bandwidth, NULL,
          "also measure memory bandwidth (copy of 2 x 256 MiB with the -t threads, best and median of 5);"
          " without -m, only that",

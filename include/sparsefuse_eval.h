@@ -117,11 +117,13 @@ typedef struct {
     int reps;           /* repetitions after one warm-up run, 1..SF_BENCH_MAX_REPS */
     int n_threads;      /* 0 = library default */
     int n_batch;        /* 0 = 512 */
+    int n_depth;        /* tokens already in the KV cache before each timed run (llama-bench -d), 0..1<<20 */
     uint64_t seed;      /* random tokens */
 } sf_bench_params;
 
 typedef struct {
     int n_tokens;           /* tokens per repetition */
+    int n_depth;            /* tokens in the cache before each repetition */
     int reps;
     double tps_mean, tps_std; /* tokens/s over the repetitions (sample std) */
     double seconds_mean;
@@ -135,7 +137,8 @@ typedef struct {
 sf_bench_params sf_bench_default_params(void); /* 512, 128, 5 reps */
 
 /* llama-bench's pp and tg tests on random tokens: pp decodes n_prompt tokens
- * in n_batch pieces into an empty cache; tg decodes n_gen tokens one at a
+ * in n_batch pieces into a cache holding n_depth random tokens (decoded
+ * untimed before each run, as llama-bench -d does; 0: an empty cache); tg decodes n_gen tokens one at a
  * time (the first is BOS when the model adds one). One warm-up run each,
  * then reps timed runs; nothing is tokenized or sampled inside the timing.
  * pp/tg may be NULL to skip a test. */

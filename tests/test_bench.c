@@ -259,6 +259,17 @@ static void test_bench_fields(void **state) {
     assert_true(fabs(pp.gbps - (double)wb * pp.tps_mean * 2 / 12 / 1e9) <= 1e-9 * pp.gbps);
     assert_true(tg.barriers_per_step == -1 || tg.barriers_per_step > 0);
     assert_true(pp.barriers_per_step == -1 || pp.barriers_per_step > 0);
+    assert_int_equal(pp.n_depth, 0);
+    /* at depth: the context holds depth + test, the result records it */
+    bp.n_depth = 40;
+    bp.reps = 1;
+    assert_int_equal(sf_eval_bench(m, &bp, &pp, &tg), SF_OK);
+    assert_int_equal(pp.n_depth, 40);
+    assert_int_equal(tg.n_depth, 40);
+    assert_true(pp.samples[0] > 0 && tg.samples[0] > 0);
+    bp.n_depth = -1;
+    assert_int_equal(sf_eval_bench(m, &bp, &pp, &tg), SF_ERR_ARG);
+    bp.n_depth = 0;
     bp.reps = SF_BENCH_MAX_REPS + 1;
     assert_int_equal(sf_eval_bench(m, &bp, &pp, &tg), SF_ERR_ARG);
     sf_model_free(m);

@@ -27,8 +27,10 @@ static void fill_tokens(sf_model *m, int n_vocab, uint64_t *rng, int32_t *toks, 
 
 /* One timed run: n tokens as one prompt, or one at a time. *barriers gets
  * the thread-pool regions of the last sf_decode call. */
-static int run_once(sf_context *c, const int32_t *toks, int n, bool one_by_one, double *sec, int *barriers) {
+static int run_once(sf_context *c, const int32_t *depth, int n_depth, const int32_t *toks, int n, bool one_by_one,
+                    double *sec, int *barriers) {
     int rc = sf_kv_truncate(c, 0);
+    if (rc == SF_OK && n_depth > 0) rc = sf_decode(c, depth, n_depth, false); /* untimed */
     if (rc != SF_OK) return rc;
     double t0 = sf_eval_now();
     if (one_by_one) {
@@ -41,16 +43,16 @@ static int run_once(sf_context *c, const int32_t *toks, int n, bool one_by_one, 
     return rc;
 }
 
-static int run_test(sf_context *c, const int32_t *toks, int n, bool tg, int reps, int n_batch,
-                    uint64_t weight_bytes, sf_bench_result *out) {
+static int run_test(sf_context *c, const int32_t *depth, int n_depth, const int32_t *toks, int n, bool tg, int reps,
+                    int n_batch, uint64_t weight_bytes, sf_bench_result *out) {
     double sec;
     int barriers;
     /* warm-up: the whole prompt for pp, a single token for tg (llama-bench) */
-    int rc = run_once(c, toks, tg ? 1 : n, tg, &sec, &barriers);
+    int rc = run_once(c, depth, n_depth, toks, tg ? 1 : n, tg, &sec, &barriers);
     memset(out, 0, sizeof *out);
     double sum = 0.0, sum2 = 0.0, sum_sec = 0.0;
     for (int r = 0; rc == SF_OK && r < reps; r++) {
-        rc = run_once(c, toks, n, tg, &sec, &barriers);
+        rc = run_once(c, depth, n_depth, toks, n, tg, &sec, &barriers);
         if (sec <= 0.0) sec = 1e-9;
         double tps = n / sec;
         out->samples[r] = tps;
@@ -60,6 +62,7 @@ static int run_test(sf_context *c, const int32_t *toks, int n, bool tg, int reps
     }
     if (rc != SF_OK) return sf_fail_context(rc, "bench %s%d", tg ? "tg" : "pp", n);
     out->n_tokens = n;
+    out->n_depth = n_depth;
     out->reps = reps;
     out->tps_mean = sum / reps;
     double var = reps > 1 ? (sum2 - sum * sum / reps) / (reps - 1) : 0.0;
@@ -84,6 +87,8 @@ int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *p
         return sf_fail(SF_ERR_ARG, "bench: repetitions must be 1..%d (got %d)", SF_BENCH_MAX_REPS, p.reps);
     if (p.n_threads < 0 || p.n_batch < 0)
         return sf_fail(SF_ERR_ARG, "bench: threads and batch must be >= 0");
+    if (p.n_depth < 0 || p.n_depth > (1 << 20))
+        return sf_fail(SF_ERR_ARG, "bench: depth must be 0..%d (got %d)", 1 << 20, p.n_depth);
     if (!pp) p.n_prompt = 0;
     if (!tg) p.n_gen = 0;
     int n_max = p.n_prompt > p.n_gen ? p.n_prompt : p.n_gen;
@@ -92,12 +97,12 @@ int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *p
     sf_model_info info;
     sf_model_get_info(m, &info);
     sf_context_params cp = sf_context_default_params();
-    cp.n_ctx = n_max;
+    cp.n_ctx = p.n_depth + n_max;
     cp.n_batch = p.n_batch;
     cp.n_threads = p.n_threads;
     sf_context *c = sf_context_new(m, &cp);
-    if (!c) return sf_fail_context(SF_ERR_ARG, "bench: creating a context of %d", n_max);
-    int32_t *toks = malloc((size_t)n_max * sizeof *toks); /* [n_max] */
+    if (!c) return sf_fail_context(SF_ERR_ARG, "bench: creating a context of %d", cp.n_ctx);
+    int32_t *toks = malloc((size_t)(n_max + p.n_depth) * sizeof *toks); /* [n_max + n_depth]: test, then depth */
     if (!toks) {
         sf_context_free(c);
         return sf_fail(SF_ERR_NOMEM, "bench: out of memory");
@@ -106,13 +111,17 @@ int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *p
     const int n_batch = p.n_batch > 0 ? p.n_batch : 512;
     const uint64_t wbytes = sf_model_decode_weight_bytes(m);
     int rc = SF_OK;
+    int32_t *depth = toks + n_max;
+    fill_tokens(m, info.n_vocab, &rng, depth, p.n_depth); /* BOS first, like a prompt */
     if (p.n_prompt > 0) {
         fill_tokens(m, info.n_vocab, &rng, toks, p.n_prompt);
-        rc = run_test(c, toks, p.n_prompt, false, p.reps, n_batch, wbytes, pp);
+        if (p.n_depth > 0) toks[0] = depth[p.n_depth - 1]; /* no second BOS mid-context */
+        rc = run_test(c, depth, p.n_depth, toks, p.n_prompt, false, p.reps, n_batch, wbytes, pp);
     }
     if (rc == SF_OK && p.n_gen > 0) {
         fill_tokens(m, info.n_vocab, &rng, toks, p.n_gen);
-        rc = run_test(c, toks, p.n_gen, true, p.reps, n_batch, wbytes, tg);
+        if (p.n_depth > 0) toks[0] = depth[p.n_depth - 1];
+        rc = run_test(c, depth, p.n_depth, toks, p.n_gen, true, p.reps, n_batch, wbytes, tg);
     }
     free(toks);
     sf_context_free(c);
