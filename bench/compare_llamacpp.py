@@ -49,7 +49,7 @@ FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # enum llama_flash_attn_type
 # the llama.cpp side (runs inside the venv's Python)
 # ---------------------------------------------------------------------------
 
-def llama_driver(model_path, n_threads, n_prompt, n_gen, seed, flash_attn):
+def llama_driver(model_path, n_threads, n_prompt, n_gen, seed, flash_attn, n_depth=0):
     """One process = one repetition of pp and tg, as llama-bench runs them.
 
     Prints one JSON object: pp_tps, tg_tps, baseline_rss_kib (this process
@@ -130,10 +130,20 @@ def llama_driver(model_path, n_threads, n_prompt, n_gen, seed, flash_attn):
             L.llama_synchronize(ctx)
             tok = rng.randrange(n_vocab)
 
+    def fill_depth(ctx):  # llama-bench -d: n_depth tokens in the cache before the test, untimed
+        for i in range(0, n_depth, 512):
+            toks = [rng.randrange(n_vocab) for _ in range(min(512, n_depth - i))]
+            if i == 0 and add_bos:
+                toks[0] = bos
+            decode(ctx, toks)
+        L.llama_synchronize(ctx)
+
     def timed(n_ctx, fn, n, n_warm):
-        ctx = new_context(n_ctx)
+        ctx = new_context(n_depth + n_ctx)
+        fill_depth(ctx)
         fn(ctx, n_warm)
         L.llama_memory_clear(L.llama_get_memory(ctx), False)
+        fill_depth(ctx)
         t0 = time.perf_counter_ns()
         fn(ctx, n)
         dt = (time.perf_counter_ns() - t0) / 1e9
@@ -199,7 +209,7 @@ def fail(engine, cmd, code, err):
 
 def run_llama(py, args, rep):
     cmd = [py, os.path.abspath(__file__), "--llama-driver", "-m", args.model, "-t", str(args.threads),
-           "-p", str(args.n_prompt), "-n", str(args.n_gen), "--seed", str(1000 + rep),
+           "-p", str(args.n_prompt), "-n", str(args.n_gen), "-d", str(args.n_depth), "--seed", str(1000 + rep),
            "--flash-attn", args.flash_attn]
     code, out, err, rss = run_measured(cmd)
     if code != 0:
@@ -212,15 +222,16 @@ def run_llama(py, args, rep):
 
 def run_sparsefuse(args):
     cmd = [args.sparsefuse, "bench", "-m", args.model, "-t", str(args.threads), "-p", str(args.n_prompt),
-           "-n", str(args.n_gen), "-r", "1", "-o", "json"]
+           "-n", str(args.n_gen), "-d", str(args.n_depth), "-r", "1", "-o", "json"]
     code, out, err, rss = run_measured(cmd)
     if code != 0:
         fail("sparsefuse", cmd, code, err)
     res = {"rss_kib": rss}
     for t in json.loads(out):
-        if t["test"] == f"pp{args.n_prompt}":
+        at = f" @ d{args.n_depth}" if args.n_depth > 0 else ""
+        if t["test"] == f"pp{args.n_prompt}{at}":
             res["pp"] = t["tps_mean"]
-        elif t["test"] == f"tg{args.n_gen}":
+        elif t["test"] == f"tg{args.n_gen}{at}":
             res["tg"] = t["tps_mean"]
             res["weight_bytes"] = t.get("weight_bytes")
     return res
@@ -269,7 +280,8 @@ def print_table(args, llama, sf, bw):
         print(f"memory bandwidth (sparsefuse bench --bandwidth, copy, {bw['n_threads']} threads): "
               f"best {bw['gbps']:.2f} GB/s, median {bw['gbps_median']:.2f} GB/s")
     print()
-    print(f"| engine | pp{np_} t/s, median (min..max) | tg{ng} t/s, median (min..max) | tg GB/s | peak RSS MiB |")
+    at = f" @ d{args.n_depth}" if args.n_depth > 0 else ""
+    print(f"| engine | pp{np_}{at} t/s, median (min..max) | tg{ng}{at} t/s, median (min..max) | tg GB/s | peak RSS MiB |")
     print("| --- | ---: | ---: | ---: | ---: |")
     wb = sf[0].get("weight_bytes") or 0
 
@@ -305,6 +317,8 @@ def main():
     ap.add_argument("-r", "--reps", type=int, default=5, help="repetitions per engine (default: 5)")
     ap.add_argument("-p", "--n-prompt", type=int, default=512, help="pp test length (default: 512)")
     ap.add_argument("-n", "--n-gen", type=int, default=128, help="tg test length (default: 128)")
+    ap.add_argument("-d", "--n-depth", type=int, default=0,
+                    help="tokens in the KV cache before each test, decoded untimed (llama-bench -d; default: 0)")
     ap.add_argument("--sparsefuse", default=os.path.join(REPO, "build", "sparsefuse"),
                     help="sparsefuse binary (default: build/sparsefuse)")
     ap.add_argument("--venv", default=None,
@@ -318,10 +332,10 @@ def main():
     args = ap.parse_args()
 
     if args.llama_driver:
-        llama_driver(args.model, args.threads, args.n_prompt, args.n_gen, args.seed, args.flash_attn)
+        llama_driver(args.model, args.threads, args.n_prompt, args.n_gen, args.seed, args.flash_attn, args.n_depth)
         return
-    if args.reps < 1 or args.threads < 1 or args.n_prompt < 1 or args.n_gen < 1:
-        ap.error("-r, -t, -p and -n must be >= 1")
+    if args.reps < 1 or args.threads < 1 or args.n_prompt < 1 or args.n_gen < 1 or args.n_depth < 0:
+        ap.error("-r, -t, -p and -n must be >= 1, -d >= 0")
     args.model = os.path.abspath(args.model)
     if not os.path.isfile(args.model):
         ap.error(f"model {args.model} does not exist (scripts/fetch_models.sh fetches the default one)")
