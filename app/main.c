@@ -33,6 +33,9 @@ static void usage(FILE *out) {
     fprintf(out,
             "\nRun 'sparsefuse COMMAND --help' for a command's options. Without -m, the model is\n"
             "%s (relative to the current directory), else $SF_MODEL.\n"
+            "Kernels: SF_KERNELS=fast (default; bit-identical to llama.cpp on x86 except Q4_0)\n"
+            "or exact (ggml's order through the slow scalar references, for parity work);\n"
+            "SF_ISA=scalar|avx2|avx512 forces an instruction set.\n"
             "Exit status: 0 success, 1 failure while running, 2 bad arguments.\n"
             "\n  -h, --help     show this help\n  --version      print the version\n",
             APP_DEFAULT_MODEL);
