@@ -1,6 +1,6 @@
 /* 2 weight rows x 4 activation rows of the legacy 32-value blocks (internal),
- * included by simd_gemm_avx2.c (maddubs) and simd_gemm_vnni_avx512.c
- * (vpdpbusd on 256-bit registers). Every one of the 8 results is computed with
+ * included by simd_gemm_avx2.c (maddubs; AVX-512 CPUs use the 512-bit
+ * version in simd_gemm_legacy_avx512.c instead). Every one of the 8 results is computed with
  * exactly the operations of the single-row vec_dot (simd_legacy_avx2.c): the
  * integer block dots are exact either way, and each (row, token) keeps its own
  * FMA chain and offset sum. What is shared is the work around them: each

@@ -15,12 +15,10 @@ void sf_simd_avx512_install(sf_type_traits fast[SF_TYPE_COUNT]); /* simd_avx512.
  * results cannot match llama.cpp's anyway (Q4_0: llama.cpp repacks it into
  * 8-row blocks with another order), marking them ggml_order = false */
 void sf_simd_avx512_install_unordered(sf_type_traits fast[SF_TYPE_COUNT]);
-/* 2x4 legacy-quant kernels (same results as the AVX2 vec_dot): maddubs, or
- * vpdpbusd where the CPU has AVX512-VNNI (simd_gemm_*.c) */
+/* 2x4 legacy-quant kernels (same results as the AVX2 vec_dot): maddubs on
+ * 256-bit registers (simd_gemm_avx2.c), or both rows in one 512-bit register
+ * with vpdpbusd on AVX-512 CPUs (simd_gemm_legacy_avx512.c) */
 void sf_avx2_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
-void sf_vnni_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
-/* the same results with both rows in one 512-bit register (AVX-512 CPUs;
- * simd_gemm_legacy_avx512.c) */
 void sf_avx512_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
 /* The K-quant prompt kernels for Q2_K..Q6_K: the 2x4 one (kq_gemm_impl.h)
  * with vpdpwssd where the CPU has AVX512-VNNI, else AVX2 (simd_kq_gemm_*.c);
