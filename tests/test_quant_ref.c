@@ -27,7 +27,7 @@
 static const int k_weight_types[] = {SF_TYPE_F32,  SF_TYPE_F16,  SF_TYPE_BF16, SF_TYPE_Q4_0,
                                      SF_TYPE_Q4_1, SF_TYPE_Q5_0, SF_TYPE_Q5_1, SF_TYPE_Q8_0,
                                      SF_TYPE_Q2_K, SF_TYPE_Q3_K, SF_TYPE_Q4_K, SF_TYPE_Q5_K,
-                                     SF_TYPE_Q6_K};
+                                     SF_TYPE_Q6_K, SF_TYPE_IQ4_NL};
 #define N_WEIGHT_TYPES ((int)(sizeof k_weight_types / sizeof k_weight_types[0]))
 
 static bool g_isa_env_was_set; /* SF_ISA given by the caller of the test */
@@ -113,6 +113,7 @@ static const want_traits k_want[] = {
     {SF_TYPE_Q5_K, "Q5_K", 256, 176, SF_TYPE_Q8_K, true, true},
     {SF_TYPE_Q6_K, "Q6_K", 256, 210, SF_TYPE_Q8_K, true, true},
     {SF_TYPE_Q8_K, "Q8_K", 256, 292, SF_TYPE_Q8_K, true, false},
+    {SF_TYPE_IQ4_NL, "IQ4_NL", 32, 18, SF_TYPE_Q8_0, true, true},
 };
 #define N_WANT ((int)(sizeof k_want / sizeof k_want[0]))
 
@@ -184,7 +185,7 @@ static void make_block(int type, uint8_t *blk, uint64_t *rng) {
     for (size_t i = 0; i < t->type_size; i++) blk[i] = (uint8_t)(sf_test_rand_u64(rng) >> 56);
     const float d = 0.5f * sf_test_rand_f32(rng), m = 0.5f * sf_test_rand_f32(rng);
     switch (type) {
-    case SF_TYPE_Q4_0: case SF_TYPE_Q5_0: case SF_TYPE_Q8_0: wr_f16(blk, d); break;
+    case SF_TYPE_Q4_0: case SF_TYPE_Q5_0: case SF_TYPE_Q8_0: case SF_TYPE_IQ4_NL: wr_f16(blk, d); break;
     case SF_TYPE_Q4_1: case SF_TYPE_Q5_1: case SF_TYPE_Q8_1: case SF_TYPE_Q4_K: case SF_TYPE_Q5_K:
         wr_f16(blk, d), wr_f16(blk + 2, m);
         break;
@@ -221,6 +222,11 @@ static double doc_value(int type, const uint8_t *b, int e, double *mag) {
         break;
     }
     case SF_TYPE_Q8_0: d = rd_f16(b), q = (int8_t)b[2 + e]; break;
+    case SF_TYPE_IQ4_NL: { /* d at 0, 16 index bytes at 2: low nibbles elements 0..15, high 16..31 */
+        static const int levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+        d = rd_f16(b), q = levels[e < 16 ? b[2 + e] & 0xF : b[2 + e - 16] >> 4];
+        break;
+    }
     case SF_TYPE_Q8_1: d = rd_f16(b), q = (int8_t)b[4 + e]; break;
     case SF_TYPE_Q8_K: d = rd_f32(b), q = (int8_t)b[4 + e]; break;
     case SF_TYPE_Q2_K: case SF_TYPE_Q3_K: {
@@ -271,7 +277,7 @@ static void test_dequantize_matches_doc(void **state) {
     (void)state;
     static const int types[] = {SF_TYPE_Q4_0, SF_TYPE_Q4_1, SF_TYPE_Q5_0, SF_TYPE_Q5_1,
                                 SF_TYPE_Q8_0, SF_TYPE_Q8_1, SF_TYPE_Q2_K, SF_TYPE_Q3_K,
-                                SF_TYPE_Q4_K, SF_TYPE_Q5_K, SF_TYPE_Q6_K, SF_TYPE_Q8_K};
+                                SF_TYPE_Q4_K, SF_TYPE_Q5_K, SF_TYPE_Q6_K, SF_TYPE_Q8_K, SF_TYPE_IQ4_NL};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const sf_type_traits *t = sf_type_ref(types[ti]);
         const int nblk = 4, bs = t->block_size;
@@ -504,6 +510,7 @@ static const struct { int type; double ggml, rel; } k_rt[] = {
     {SF_TYPE_Q5_1, 0.002, 0.042},    {SF_TYPE_Q8_0, 0.002, 0.0055},  {SF_TYPE_Q8_1, 0.002, 0.0055},
     {SF_TYPE_Q2_K, 0.0075, 0.32},    {SF_TYPE_Q3_K, 0.004, 0.17},    {SF_TYPE_Q4_K, 0.002, 0.075},
     {SF_TYPE_Q5_K, 0.002, 0.04},     {SF_TYPE_Q6_K, 0.002, 0.019},   {SF_TYPE_Q8_K, 0.002, 0.0055},
+    {SF_TYPE_IQ4_NL, 0.002, 0.09},
 };
 
 static void test_round_trip(void **state) {

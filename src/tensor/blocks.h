@@ -14,6 +14,8 @@ typedef struct { sf_fp16 d; uint8_t qh[4]; uint8_t qs[SF_QK / 2]; } sf_block_q5_
 typedef struct { sf_fp16 d, m; uint8_t qh[4]; uint8_t qs[SF_QK / 2]; } sf_block_q5_1;
 typedef struct { sf_fp16 d; int8_t qs[SF_QK]; } sf_block_q8_0;
 typedef struct { sf_fp16 d, s; int8_t qs[SF_QK]; } sf_block_q8_1; /* s = d * sum(qs) */
+/* IQ4_NL: 4-bit indices into a fixed non-linear table (sf_iq4nl_values) */
+typedef struct { sf_fp16 d; uint8_t qs[SF_QK / 2]; } sf_block_iq4_nl;
 
 typedef struct { uint8_t scales[SF_QK_K / 16]; uint8_t qs[SF_QK_K / 4]; sf_fp16 d, dmin; } sf_block_q2_K;
 typedef struct { uint8_t hmask[SF_QK_K / 8]; uint8_t qs[SF_QK_K / 4]; uint8_t scales[12]; sf_fp16 d; } sf_block_q3_K;
@@ -28,6 +30,7 @@ static_assert(sizeof(sf_block_q5_0) == 22, "q5_0 size");
 static_assert(sizeof(sf_block_q5_1) == 24, "q5_1 size");
 static_assert(sizeof(sf_block_q8_0) == 34, "q8_0 size");
 static_assert(sizeof(sf_block_q8_1) == 36, "q8_1 size");
+static_assert(sizeof(sf_block_iq4_nl) == 18, "iq4_nl size");
 static_assert(sizeof(sf_block_q2_K) == 84, "q2_K size");
 static_assert(sizeof(sf_block_q3_K) == 110, "q3_K size");
 static_assert(sizeof(sf_block_q4_K) == 144, "q4_K size");

@@ -5,7 +5,7 @@
  * sf_quantize_fn and sf_vec_dot_fn in types.h: n is a multiple of the block
  * size, buffers may have any alignment (blocks are read with memcpy).
  *
- * vec_dot pairs (as ggml): F32·F32, F16·F16, BF16·BF16, Q4_0/Q5_0/Q8_0·Q8_0,
+ * vec_dot pairs (as ggml): F32·F32, F16·F16, BF16·BF16, Q4_0/Q5_0/Q8_0/IQ4_NL·Q8_0,
  * Q4_1/Q5_1·Q8_1, Q2_K..Q6_K·Q8_K. The activation quantizers (Q8_0, Q8_1,
  * Q8_K) and the legacy weight quantizers reproduce ggml's *_ref results bit
  * for bit; the K-quant weight quantizers are sparsefuse's own (deterministic,
@@ -45,6 +45,12 @@ void sf_ref_quantize_q8_0(const float *src, void *dst, int64_t n);
 float sf_ref_vec_dot_q8_0(int64_t n, const void *w, const void *a); /* a: Q8_0 */
 void sf_ref_dequantize_q8_1(const void *src, float *dst, int64_t n);
 void sf_ref_quantize_q8_1(const float *src, void *dst, int64_t n);
+
+/* quant_iq4nl.c: IQ4_NL (value = d * sf_iq4nl_values[index]; a: Q8_0) */
+extern const int8_t sf_iq4nl_values[16];
+void sf_ref_dequantize_iq4_nl(const void *src, float *dst, int64_t n);
+void sf_ref_quantize_iq4_nl(const float *src, void *dst, int64_t n);
+float sf_ref_vec_dot_iq4_nl(int64_t n, const void *w, const void *a);
 
 /* quant_kquants.c (all vec_dots take Q8_K activations) */
 void sf_ref_dequantize_q2_K(const void *src, float *dst, int64_t n);

@@ -96,6 +96,8 @@ static const sf_type_traits g_ref[SF_TYPE_COUNT] = {
                       sf_ref_dequantize_q6_K, sf_ref_quantize_q6_K, sf_ref_vec_dot_q6_K},
     [SF_TYPE_Q8_K] = {"Q8_K", SF_QK_K, sizeof(sf_block_q8_K), true, SF_TYPE_Q8_K,
                       sf_ref_dequantize_q8_K, sf_ref_quantize_q8_K, NULL},
+    [SF_TYPE_IQ4_NL] = {"IQ4_NL", SF_QK, sizeof(sf_block_iq4_nl), true, SF_TYPE_Q8_0,
+                        sf_ref_dequantize_iq4_nl, sf_ref_quantize_iq4_nl, sf_ref_vec_dot_iq4_nl},
 };
 
 const sf_type_traits *sf_type_ref(int type) {

@@ -28,6 +28,7 @@ typedef enum {
     SF_TYPE_Q5_K = 13,
     SF_TYPE_Q6_K = 14,
     SF_TYPE_Q8_K = 15,
+    SF_TYPE_IQ4_NL = 20,
     SF_TYPE_BF16 = 30,
     SF_TYPE_COUNT = 40 /* ids are < SF_TYPE_COUNT */
 } sf_type;
