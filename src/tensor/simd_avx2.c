@@ -24,6 +24,8 @@ void sf_simd_avx2_install(sf_type_traits fast[SF_TYPE_COUNT]) {
     fast[SF_TYPE_Q5_0].vec_dot = sf_avx2_vec_dot_q5_0;
     fast[SF_TYPE_Q5_1].vec_dot = sf_avx2_vec_dot_q5_1;
     fast[SF_TYPE_Q8_0].vec_dot = sf_avx2_vec_dot_q8_0;
+    fast[SF_TYPE_IQ4_NL].vec_dot = sf_avx2_vec_dot_iq4_nl;
+    fast[SF_TYPE_IQ4_NL].vec_dot_2x4 = sf_avx2_vec_dot_2x4_iq4_nl; /* the gemm_2x4 installers leave it */
 
     fast[SF_TYPE_Q2_K].vec_dot = sf_avx2_vec_dot_q2_K;
     fast[SF_TYPE_Q3_K].vec_dot = sf_avx2_vec_dot_q3_K;

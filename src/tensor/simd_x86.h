@@ -36,6 +36,11 @@ float sf_avx2_vec_dot_q5_0(int64_t n, const void *w, const void *a);
 float sf_avx2_vec_dot_q5_1(int64_t n, const void *w, const void *a);
 float sf_avx2_vec_dot_q8_0(int64_t n, const void *w, const void *a);
 
+/* simd_iq4nl_avx2.c: IQ4_NL (a: Q8_0); the 2x4 one equals vec_dot bit for bit */
+float sf_avx2_vec_dot_iq4_nl(int64_t n, const void *w, const void *a);
+void sf_avx2_vec_dot_2x4_iq4_nl(int64_t n, const void *w, size_t w_stride, const void *a, size_t a_stride,
+                                float out[8]);
+
 /* simd_kquant_avx2.c: K-quants (a: Q8_K) */
 float sf_avx2_vec_dot_q2_K(int64_t n, const void *w, const void *a);
 float sf_avx2_vec_dot_q3_K(int64_t n, const void *w, const void *a);
