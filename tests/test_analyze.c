@@ -48,10 +48,12 @@ static double full_pass_kl(sf_model *m, const int32_t *toks, int T, int layer) {
     sf_context *c = sf_context_new(m, &cp);
     const int V = m->n_vocab;
     float *dense = malloc(sizeof(float) * (size_t)T * V);
-    sf_forward_ctl ctl = {.skip_attn = -1, .skip_ffn = -1};
+    sf_forward_ctl ctl = {};
     assert_int_equal(sf_forward_ctl_run(c, toks, T, 0, &ctl), SF_OK);
     memcpy(dense, c->logits, sizeof(float) * (size_t)T * V);
-    ctl.skip_attn = ctl.skip_ffn = layer;
+    bool *drop = calloc((size_t)m->n_layer, sizeof(bool));
+    drop[layer] = true;
+    ctl.skip_attn = ctl.skip_ffn = drop;
     assert_int_equal(sf_forward_ctl_run(c, toks, T, 0, &ctl), SF_OK);
     double kl = 0;
     for (int t = 0; t < T; t++) {
@@ -72,6 +74,7 @@ static double full_pass_kl(sf_model *m, const int32_t *toks, int T, int layer) {
         }
     }
     free(dense);
+    free(drop);
     sf_context_free(c);
     return kl / T;
 }

@@ -157,9 +157,9 @@ static void test_heal(void **st) {
  * each member on one thread of a single region, checked bit for bit against
  * the same sums built from single-block passes of the source model. */
 static float *g_x0;
-static void grab_x0(void *user, int layer, int stage, const float *x, int T) {
+static void grab_x0(void *user, int layer, sf_stage stage, const float *x, int T) {
     const sf_model *m = user;
-    if (layer == 10 && stage == 0) memcpy(g_x0, x, sizeof(float) * (size_t)T * m->n_embd);
+    if (layer == 10 && stage == SF_STAGE_INPUT) memcpy(g_x0, x, sizeof(float) * (size_t)T * m->n_embd);
 }
 
 static void test_parallel_runtime(void **st) {
@@ -192,15 +192,15 @@ static void test_parallel_runtime(void **st) {
     const size_t n = (size_t)T * m->n_embd;
     g_x0 = malloc(sizeof(float) * n);
     float *sum = calloc(n, sizeof(float)), *xs = malloc(sizeof(float) * n);
-    sf_forward_ctl base = {.skip_attn = -1, .skip_ffn = -1, .on_stage = grab_x0, .user = m};
+    sf_forward_ctl base = {.on_stage = grab_x0, .user = m};
     assert_int_equal(sf_forward_ctl_run(c, toks, T, T, &base), SF_OK);
     for (int l = 10; l <= 11; l++) {
-        sf_forward_ctl one = {.start_layer = l, .x_start = g_x0, .end_layer = l + 1, .skip_attn = -1, .skip_ffn = -1};
+        sf_forward_ctl one = {.start_layer = l, .x_start = g_x0, .end_layer = l + 1};
         assert_int_equal(sf_forward_ctl_run(c, toks, T, T, &one), SF_OK);
         for (size_t k = 0; k < n; k++) sum[k] += c->x[k] - g_x0[k];
     }
     for (size_t k = 0; k < n; k++) xs[k] = g_x0[k] + sum[k];
-    sf_forward_ctl rest = {.start_layer = 12, .x_start = xs, .skip_attn = -1, .skip_ffn = -1};
+    sf_forward_ctl rest = {.start_layer = 12, .x_start = xs};
     assert_int_equal(sf_forward_ctl_run(c, toks, T, 0, &rest), SF_OK);
     for (int t = 0; t < T; t++) {
         const float *a = sf_get_logits(cpar, t), *b = c->logits + (size_t)t * m->n_vocab;
@@ -239,7 +239,7 @@ static void test_written_equals_in_memory(void **st) {
     assert_true(mf && m);
     sf_context *cf = sf_context_new(mf, &cp), *c = sf_context_new(m, &cp);
     assert_int_equal(sf_decode(cf, toks, T, true), SF_OK);
-    sf_forward_ctl ctl = {.skip_attn = -1, .skip_ffn = -1, .skip_attn_mask = drop};
+    sf_forward_ctl ctl = {.skip_attn = drop};
     assert_int_equal(sf_forward_ctl_run(c, toks, T, 0, &ctl), SF_OK);
     for (int t = 0; t < T; t++)
         assert_int_equal(memcmp(sf_get_logits(cf, t), c->logits + (size_t)t * m->n_vocab, sizeof(float) * m->n_vocab), 0);

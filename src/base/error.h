@@ -20,6 +20,4 @@ int sf_fail(int code, const char *fmt, ...) SF_PRINTF(2, 3);
 /* Prepends context ("loading X: ") to the current message; returns `code`. */
 int sf_fail_context(int code, const char *fmt, ...) SF_PRINTF(2, 3);
 
-void sf_clear_error(void);
-
 #endif

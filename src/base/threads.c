@@ -105,7 +105,6 @@ void sf_pool_free(sf_pool *p) {
     free(p);
 }
 
-int sf_pool_size(const sf_pool *p) { return p->n_threads; }
 uint64_t sf_pool_regions(const sf_pool *p) { return p->regions; }
 
 void sf_pool_mark(sf_pool *p) {

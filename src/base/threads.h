@@ -12,7 +12,6 @@ typedef void (*sf_pool_fn)(void *arg, int ith, int nth);
 
 sf_pool *sf_pool_new(int n_threads); /* NULL on failure (message set) */
 void sf_pool_free(sf_pool *p);
-int sf_pool_size(const sf_pool *p);
 void sf_pool_run(sf_pool *p, sf_pool_fn fn, void *arg);
 /* Number of regions run so far (each ends in one barrier). */
 uint64_t sf_pool_regions(const sf_pool *p);

@@ -47,9 +47,10 @@ typedef struct {
     int64_t n_tok;                    /* tokens seen (per layer sums) */
     int dropped;                      /* layer removed in the current pass */
     int mode;                         /* 0: block, 1: FFN */
+    bool *skip_attn, *skip_ffn;       /* [L] the sub-blocks removed in the current pass */
 } acc_t;
 
-static float *base_at(const acc_t *a, int layer, int stage) {
+static float *base_at(const acc_t *a, int layer, sf_stage stage) {
     return a->base + (((size_t)layer * 3 + (size_t)stage) * a->T) * a->E;
 }
 
@@ -65,23 +66,23 @@ static double cos_dist(const float *u, const float *v, int n) {
     return 1.0 - uv / sqrt(uu * vv);
 }
 
-static void on_base(void *user, int layer, int stage, const float *x, int T) {
+static void on_base(void *user, int layer, sf_stage stage, const float *x, int T) {
     acc_t *a = user;
     memcpy(base_at(a, layer, stage), x, sizeof(float) * (size_t)T * a->E);
 }
 
 /* Contribution of block (mode 0: stage 0 -> 2) or FFN (mode 1: stage 1 -> 2)
  * `layer` in this pass against the baseline's, per token. */
-static void on_drop(void *user, int layer, int stage, const float *x, int T) {
+static void on_drop(void *user, int layer, sf_stage stage, const float *x, int T) {
     acc_t *a = user;
     if (layer <= a->dropped) return;
-    const int from = a->mode == 0 ? 0 : 1;
+    const sf_stage from = a->mode == 0 ? SF_STAGE_INPUT : SF_STAGE_AFTER_ATTN;
     if (stage == from) {
         memcpy(a->stage_x, x, sizeof(float) * (size_t)T * a->E);
         return;
     }
-    if (stage != 2) return;
-    const float *b0 = base_at(a, layer, from), *b2 = base_at(a, layer, 2);
+    if (stage != SF_STAGE_OUTPUT) return;
+    const float *b0 = base_at(a, layer, from), *b2 = base_at(a, layer, SF_STAGE_OUTPUT);
     float *h = a->h;
     double *sum = (a->mode == 0 ? a->dep_block : a->dep_ffn) + (size_t)a->dropped * a->L + layer;
     int64_t *cnt = (a->mode == 0 ? a->n_dep_block : a->n_dep_ffn) + (size_t)a->dropped * a->L + layer;
@@ -138,7 +139,8 @@ static double kl_sum(const acc_t *a, const float *logits) {
 
 static void baseline_stats(acc_t *a) {
     for (int l = 0; l < a->L; l++) {
-        const float *x0 = base_at(a, l, 0), *x1 = base_at(a, l, 1), *x2 = base_at(a, l, 2);
+        const float *x0 = base_at(a, l, SF_STAGE_INPUT), *x1 = base_at(a, l, SF_STAGE_AFTER_ATTN),
+                    *x2 = base_at(a, l, SF_STAGE_OUTPUT);
         for (int t = 0; t < a->T; t++) {
             const size_t o = (size_t)t * a->E;
             const double dc = cos_dist(x0 + o, x2 + o, a->E), da = cos_dist(x0 + o, x1 + o, a->E);
@@ -169,17 +171,19 @@ static int alloc_all(acc_t *a) {
     a->dep_ffn = calloc(L * L, sizeof(double));
     a->n_dep_block = calloc(L * L, sizeof(int64_t));
     a->n_dep_ffn = calloc(L * L, sizeof(int64_t));
+    a->skip_attn = calloc(L, sizeof(bool));
+    a->skip_ffn = calloc(L, sizeof(bool));
     double **v[] = {&a->block_cos, &a->attn_cos, &a->block_kl, &a->attn_kl, &a->h_ratio, &a->ffn_h_ratio};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = calloc(L, sizeof(double));
     bool ok = a->base && a->probs && a->neg_ent && a->stage_x && a->h && a->dep_block && a->dep_ffn && a->n_dep_block &&
-              a->n_dep_ffn;
+              a->n_dep_ffn && a->skip_attn && a->skip_ffn;
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) ok = ok && *v[i];
     return ok ? SF_OK : sf_fail(SF_ERR_NOMEM, "analyze: out of memory for %d layers x %d tokens", a->L, a->T);
 }
 
 static void free_acc(acc_t *a) {
     void *v[] = {a->base, a->probs, a->neg_ent, a->stage_x, a->h, a->dep_block, a->dep_ffn, a->n_dep_block,
-                 a->n_dep_ffn, a->block_cos, a->attn_cos, a->block_kl, a->attn_kl, a->h_ratio, a->ffn_h_ratio};
+                 a->n_dep_ffn, a->skip_attn, a->skip_ffn, a->block_cos, a->attn_cos, a->block_kl, a->attn_kl, a->h_ratio, a->ffn_h_ratio};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) free(v[i]);
 }
 
@@ -198,7 +202,7 @@ static int run_chunk(sf_context *c, acc_t *a, const int32_t *toks, int64_t *pass
                      const sf_analyze_params *p) {
     const sf_model *m = c->model;
     int rc = sf_kv_truncate(c, 0);
-    sf_forward_ctl ctl = {.skip_attn = -1, .skip_ffn = -1, .on_stage = on_base, .user = a};
+    sf_forward_ctl ctl = {.on_stage = on_base, .user = a};
     if (rc == SF_OK) rc = sf_forward_ctl_run(c, toks, a->T, 0, &ctl);
     if (rc != SF_OK) return rc;
     keep_dense(a, c->logits);
@@ -208,11 +212,14 @@ static int run_chunk(sf_context *c, acc_t *a, const int32_t *toks, int64_t *pass
         const bool has_attn = m->layers[i].n_head > 0;
         for (int kind = 0; kind < 3; kind++) { /* 0: block, 1: FFN, 2: attention */
             if (kind == 2 && !has_attn) continue;
-            sf_forward_ctl d = {.start_layer = i, .x_start = base_at(a, i, 0), .skip_attn = kind != 1 ? i : -1,
-                                .skip_ffn = kind != 2 ? i : -1, .on_stage = kind < 2 ? on_drop : NULL, .user = a};
+            a->skip_attn[i] = kind != 1;
+            a->skip_ffn[i] = kind != 2;
+            sf_forward_ctl d = {.start_layer = i, .x_start = base_at(a, i, SF_STAGE_INPUT), .skip_attn = a->skip_attn,
+                                .skip_ffn = a->skip_ffn, .on_stage = kind < 2 ? on_drop : NULL, .user = a};
             a->dropped = i;
             a->mode = kind;
             rc = sf_forward_ctl_run(c, toks, a->T, kind == 1 ? a->T : 0, &d);
+            a->skip_attn[i] = a->skip_ffn[i] = false;
             if (rc != SF_OK) return rc;
             if (kind == 0) a->block_kl[i] += kl_sum(a, c->logits);
             if (kind == 2) a->attn_kl[i] += kl_sum(a, c->logits);

@@ -38,13 +38,13 @@ typedef struct {
     float *y_f;                /* [n_groups][T][E] what each fused layer adds */
 } capture_t;
 
-static void on_fused(void *user, int layer, int stage, const float *x, int T) {
+static void on_fused(void *user, int layer, sf_stage stage, const float *x, int T) {
     capture_t *cap = user;
     const int k = cap->group_of_layer[layer];
-    if (k < 0 || stage == 1) return;
+    if (k < 0 || stage == SF_STAGE_AFTER_ATTN) return;
     const size_t n = (size_t)T * cap->E;
     float *xin = cap->x_in + (size_t)k * n, *yf = cap->y_f + (size_t)k * n;
-    if (stage == 0) memcpy(xin, x, sizeof(float) * n);
+    if (stage == SF_STAGE_INPUT) memcpy(xin, x, sizeof(float) * n);
     else
         for (size_t i = 0; i < n; i++) yf[i] = x[i] - xin[i];
 }
@@ -157,14 +157,14 @@ int sf_heal_fit(const char *src_gguf, const char *fused_gguf, const sf_fuse_plan
     for (int64_t ch = 0; rc == SF_OK && ch < n_chunks; ch++) {
         memcpy(buf, tokens + ch * T, sizeof(int32_t) * (size_t)T);
         if (sf_model_add_bos(src) && sf_token_bos(src) >= 0) buf[0] = sf_token_bos(src);
-        sf_forward_ctl fc = {.skip_attn = -1, .skip_ffn = -1, .on_stage = on_fused, .user = &cap};
+        sf_forward_ctl fc = {.on_stage = on_fused, .user = &cap};
         rc = sf_kv_truncate(cf, 0);
         if (rc == SF_OK) rc = sf_forward_ctl_run(cf, buf, T, T, &fc);
         for (int k = 0; rc == SF_OK && k < G_n; k++) {
             const float *xin = cap.x_in + (size_t)k * T * E, *yf = cap.y_f + (size_t)k * T * E;
             sf_forward_ctl sc = {.start_layer = plan->fuse[k].first, .x_start = xin,
-                                 .end_layer = plan->fuse[k].last + 1, .skip_attn = -1, .skip_ffn = -1,
-                                 .skip_attn_mask = plan->drop_attn};
+                                 .end_layer = plan->fuse[k].last + 1,
+                                 .skip_attn = plan->drop_attn};
             rc = sf_kv_truncate(cs, 0);
             if (rc == SF_OK) rc = sf_forward_ctl_run(cs, buf, T, T, &sc);
             if (rc != SF_OK) break;

@@ -58,18 +58,26 @@ struct sf_context {
     int last_n;      /* tokens in the last sf_decode call */
 };
 
+/* Where a forward pass shows the residual stream to on_stage. */
+typedef enum {
+    SF_STAGE_INPUT = 0,      /* entering the layer */
+    SF_STAGE_AFTER_ATTN = 1, /* after its attention sub-block */
+    SF_STAGE_OUTPUT = 2      /* leaving the layer */
+} sf_stage;
+
 /* Optional control of one forward pass, for analysis tools (not for
- * models with post-norms, whose sub-block outputs are added late):
- * start at layer `start_layer` from a residual stream the caller provides,
- * stop early, skip attention or FFN sub-blocks, and see the residual stream
- * at each layer's input (stage 0), after its attention (1) and output (2). */
+ * models with post-norms, whose sub-block outputs are added late). A
+ * zero-initialised one is the plain dense pass: start at layer
+ * `start_layer` from a residual stream the caller provides, stop early,
+ * remove attention or FFN sub-blocks, and see the residual stream at each
+ * sf_stage of every layer. */
 typedef struct {
     int start_layer;          /* 0: from the embedding */
     const float *x_start;     /* [T][n_embd] residual stream entering start_layer (start_layer > 0) */
     int end_layer;            /* > 0: stop before this layer (no final norm, no logits) */
-    int skip_attn, skip_ffn;  /* layer whose sub-block is removed, or -1 */
-    const bool *skip_attn_mask; /* optional [n_layer]: attention removed where set */
-    void (*on_stage)(void *user, int layer, int stage, const float *x, int T);
+    const bool *skip_attn;    /* optional [n_layer]: attention removed where set */
+    const bool *skip_ffn;     /* optional [n_layer]: FFN removed where set */
+    void (*on_stage)(void *user, int layer, sf_stage stage, const float *x, int T);
     void *user;
 } sf_forward_ctl;
 

@@ -380,18 +380,18 @@ int sf_forward_ctl_run(sf_context *c, const int32_t *tokens, int T, int logits_f
             il = L->parallel_last;
             continue;
         }
-        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, 0, c->x, T);
-        if (L->n_head > 0 && !(ctl && (ctl->skip_attn == il || (ctl->skip_attn_mask && ctl->skip_attn_mask[il])))) {
+        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, SF_STAGE_INPUT, c->x, T);
+        if (L->n_head > 0 && !(ctl && ctl->skip_attn && ctl->skip_attn[il])) {
             attention_block(c, L, T, pending);
             pending = L->attn_post_norm ? L->attn_post_norm->data : NULL;
         }
-        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, 1, c->x, T);
-        if (L->n_ff > 0 && !(ctl && ctl->skip_ffn == il)) {
+        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, SF_STAGE_AFTER_ATTN, c->x, T);
+        if (L->n_ff > 0 && !(ctl && ctl->skip_ffn && ctl->skip_ffn[il])) {
             const int n_out = T - logits_from;
             ffn_block(c, L, T, pending, il == m->n_layer - 1 && n_out > 0 ? n_out : T);
             pending = L->ffn_post_norm ? L->ffn_post_norm->data : NULL;
         }
-        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, 2, c->x, T);
+        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, SF_STAGE_OUTPUT, c->x, T);
     }
 
     if (end < m->n_layer) {

@@ -89,12 +89,3 @@ void sf_glu(float *h, const float *g, const float *u, int i0, int i1, int n_row,
         h[i] = a * u[i];
     }
 }
-
-void sf_softmax(float *x, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - mx); sum += x[i]; }
-    const float inv = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++) x[i] *= inv;
-}

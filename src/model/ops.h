@@ -21,7 +21,4 @@ void sf_glu(float *h, const float *g, const float *u, int i0, int i1, int n_row,
 /* The SiLU branch of sf_glu in AVX2 (ops_avx2.c); same results. */
 void sf_swiglu_avx2(float *h, const float *g, const float *u, int i0, int i1, int n_row);
 
-/* In-place softmax of x[n]; returns nothing, x sums to 1. */
-void sf_softmax(float *x, int n);
-
 #endif
