@@ -14,9 +14,9 @@ uint64_t sf_model_decode_weight_bytes(const sf_model *m) {
     uint64_t sum = 0;
     for (int il = 0; il < m->n_layer; il++) {
         const sf_layer *l = &m->layers[il];
-        if (l->n_head > 0)
+        if (l->attn != SF_ATTN_NONE)
             sum += matrix_bytes(l->wq) + matrix_bytes(l->wk) + matrix_bytes(l->wv) + matrix_bytes(l->wo);
-        if (l->n_ff > 0)
+        if (l->ffn != SF_FFN_NONE)
             sum += matrix_bytes(l->ffn_gate) + matrix_bytes(l->ffn_up) + matrix_bytes(l->ffn_down);
     }
     return sum + matrix_bytes(m->output);

@@ -209,7 +209,7 @@ static int run_chunk(sf_context *c, acc_t *a, const int32_t *toks, int64_t *pass
     baseline_stats(a);
     if (p->progress) p->progress("analyze", ++*pass, n_pass, p->user);
     for (int i = 0; i < a->L; i++) {
-        const bool has_attn = m->layers[i].n_head > 0;
+        const bool has_attn = m->layers[i].attn != SF_ATTN_NONE;
         for (int kind = 0; kind < 3; kind++) { /* 0: block, 1: FFN, 2: attention */
             if (kind == 2 && !has_attn) continue;
             a->skip_attn[i] = kind != 1;
@@ -246,7 +246,7 @@ int sf_analyze(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_ana
         return sf_fail(SF_ERR_ARG, "analyze: the calibration text has %lld tokens, need at least 2",
                        (long long)n_avail);
     int n_attn = 0;
-    for (int l = 0; l < m->n_layer; l++) n_attn += m->layers[l].n_head > 0;
+    for (int l = 0; l < m->n_layer; l++) n_attn += m->layers[l].attn != SF_ATTN_NONE;
 
     sf_context_params cp = sf_context_default_params();
     cp.n_ctx = T;
@@ -279,7 +279,7 @@ int sf_analyze(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_ana
         out->h_ratio = to_float(a.h_ratio, NULL, a.n_tok, L, false, a.L);
         out->ffn_h_ratio = to_float(a.ffn_h_ratio, NULL, a.n_tok, L, false, a.L);
         for (int l = 0; l < a.L; l++)
-            if (m->layers[l].n_head == 0) out->attn_cos[l] = out->attn_kl[l] = NAN;
+            if (m->layers[l].attn == SF_ATTN_NONE) out->attn_cos[l] = out->attn_kl[l] = NAN;
         if (!out->dep_block || !out->dep_ffn || !out->block_cos || !out->attn_cos || !out->block_kl ||
             !out->attn_kl || !out->h_ratio || !out->ffn_h_ratio) {
             sf_analysis_free(out);

@@ -252,7 +252,7 @@ static void attention_block(sf_context *c, const sf_layer *L, int T, const float
     const sf_model *m = c->model;
     const int E = m->n_embd;
     sf_job j = {.c = c, .L = L, .T = T, .src = pending_post, .norm_w = L->attn_norm->data};
-    if (!L->wq) { /* deci linear attention: x += Wo · norm(x) */
+    if (L->attn == SF_ATTN_LINEAR) { /* x += Wo · norm(x) */
         j.quant_kinds = 1u << weight_kind(L->wo);
         run_region(c, region_norm_quant, &j);
         const sf_gguf_tensor *w[1] = {L->wo};
@@ -334,8 +334,8 @@ static void region_parallel(void *arg, int ith, int nth) {
         sf_context *s = &c->shadow[k];
         const sf_layer *J = &m->layers[pj->first + k];
         memcpy(s->x, c->x0, sizeof(float) * n);
-        if (J->n_head > 0) attention_block(s, J, pj->T, NULL);
-        if (J->n_ff > 0) {
+        if (J->attn != SF_ATTN_NONE) attention_block(s, J, pj->T, NULL);
+        if (J->ffn != SF_FFN_NONE) {
             const int n_out = pj->T - pj->logits_from;
             ffn_block(s, J, pj->T, NULL, pj->first + k == m->n_layer - 1 && n_out > 0 ? n_out : pj->T);
         }
@@ -381,12 +381,12 @@ int sf_forward_ctl_run(sf_context *c, const int32_t *tokens, int T, int logits_f
             continue;
         }
         if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, SF_STAGE_INPUT, c->x, T);
-        if (L->n_head > 0 && !(ctl && ctl->skip_attn && ctl->skip_attn[il])) {
+        if (L->attn != SF_ATTN_NONE && !(ctl && ctl->skip_attn && ctl->skip_attn[il])) {
             attention_block(c, L, T, pending);
             pending = L->attn_post_norm ? L->attn_post_norm->data : NULL;
         }
         if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, SF_STAGE_AFTER_ATTN, c->x, T);
-        if (L->n_ff > 0 && !(ctl && ctl->skip_ffn && ctl->skip_ffn[il])) {
+        if (L->ffn != SF_FFN_NONE && !(ctl && ctl->skip_ffn && ctl->skip_ffn[il])) {
             const int n_out = T - logits_from;
             ffn_block(c, L, T, pending, il == m->n_layer - 1 && n_out > 0 ? n_out : T);
             pending = L->ffn_post_norm ? L->ffn_post_norm->data : NULL;

@@ -14,10 +14,19 @@ typedef enum { SF_ARCH_LLAMA, SF_ARCH_GEMMA3, SF_ARCH_DECI } sf_arch;
 typedef enum { SF_ROPE_NORMAL = 0, SF_ROPE_NEOX = 2 } sf_rope_type;
 typedef enum { SF_ACT_SILU, SF_ACT_GELU } sf_ffn_act;
 
-/* One block of the layer plan. A block with n_head == 0 has no attention
- * sub-block; n_ff == 0 means no FFN (a no-op layer in deci files). */
+/* What a block's attention sub-block is: none (deci files, or dropped by
+ * `fuse`), softmax attention over the KV cache, or deci's "linear
+ * attention" (x += Wo · norm(x), no KV cache). */
+typedef enum { SF_ATTN_NONE, SF_ATTN_DENSE, SF_ATTN_LINEAR } sf_attn_kind;
+/* What a block's FFN sub-block is: none (a no-op layer in deci files) or a
+ * gated FFN of n_ff neurons (a fused group's FFNs are one wide FFN). */
+typedef enum { SF_FFN_NONE, SF_FFN_DENSE } sf_ffn_kind;
+
+/* One block of the layer plan. */
 typedef struct {
-    int n_head, n_head_kv, n_ff;
+    sf_attn_kind attn;
+    sf_ffn_kind ffn;
+    int n_head, n_head_kv, n_ff; /* 0 where the sub-block is absent */
     int kv_slot;             /* index into the KV cache, -1 without attention */
     bool swa;                /* sliding-window attention layer */
     float rope_base;         /* this layer's RoPE base */

@@ -142,6 +142,8 @@ static int load_hparams(sf_model *m) {
         m->layers[il].n_head = (int)n_head[il];
         m->layers[il].n_head_kv = (int)n_head_kv[il];
         m->layers[il].n_ff = (int)n_ff[il];
+        m->layers[il].attn = !n_head[il] ? SF_ATTN_NONE : n_head_kv[il] ? SF_ATTN_DENSE : SF_ATTN_LINEAR;
+        m->layers[il].ffn = n_ff[il] ? SF_FFN_DENSE : SF_FFN_NONE;
         if (!first_heads && n_head[il]) first_heads = (int)n_head[il];
         if ((int)n_head[il] > m->n_head_max) m->n_head_max = (int)n_head[il];
         if ((int)n_head_kv[il] > m->n_head_kv_max) m->n_head_kv_max = (int)n_head_kv[il];
@@ -211,7 +213,7 @@ static int load_hparams(sf_model *m) {
             L->swa = true;
             L->rope_base = 10000.0f;
         }
-        L->kv_slot = L->n_head_kv > 0 ? slot++ : -1;
+        L->kv_slot = L->attn == SF_ATTN_DENSE ? slot++ : -1;
     }
     m->n_kv_layers = slot;
     return SF_OK;
@@ -238,9 +240,9 @@ static int load_tensors(sf_model *m) {
     const int64_t hk = m->head_dim_k, hv = m->head_dim_v;
     for (int il = 0; il < m->n_layer; il++) {
         sf_layer *L = &m->layers[il];
-        if (L->n_head > 0) {
+        if (L->attn != SF_ATTN_NONE) {
             if ((rc = layer_tensor(m, il, "attn_norm", E, 0, true, false, &L->attn_norm))) return rc;
-            if (L->n_head_kv > 0) {
+            if (L->attn == SF_ATTN_DENSE) {
                 if ((rc = layer_tensor(m, il, "attn_q", E, L->n_head * hk, true, true, &L->wq))) return rc;
                 if ((rc = layer_tensor(m, il, "attn_k", E, L->n_head_kv * hk, true, true, &L->wk))) return rc;
                 if ((rc = layer_tensor(m, il, "attn_v", E, L->n_head_kv * hv, true, true, &L->wv))) return rc;
@@ -254,7 +256,7 @@ static int load_tensors(sf_model *m) {
                 if ((rc = layer_tensor(m, il, "post_attention_norm", E, 0, true, false, &L->attn_post_norm))) return rc;
             }
         }
-        if (L->n_ff > 0) {
+        if (L->ffn == SF_FFN_DENSE) {
             if ((rc = layer_tensor(m, il, "ffn_norm", E, 0, true, false, &L->ffn_norm))) return rc;
             if ((rc = layer_tensor(m, il, "ffn_gate", E, L->n_ff, true, true, &L->ffn_gate))) return rc;
             if ((rc = layer_tensor(m, il, "ffn_up", E, L->n_ff, true, true, &L->ffn_up))) return rc;
@@ -263,7 +265,7 @@ static int load_tensors(sf_model *m) {
                 (rc = layer_tensor(m, il, "post_ffw_norm", E, 0, true, false, &L->ffn_post_norm)))
                 return rc;
         }
-        if (m->arch == SF_ARCH_DECI && L->n_head > 0 && L->n_ff == 0)
+        if (m->arch == SF_ARCH_DECI && L->attn != SF_ATTN_NONE && L->ffn == SF_FFN_NONE)
             return sf_fail(SF_ERR_FORMAT, "layer %d has attention but no FFN, which llama.cpp skips entirely; not supported", il);
     }
     return SF_OK;
