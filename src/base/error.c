@@ -37,7 +37,6 @@ int sf_fail_context(int code, const char *fmt, ...) {
     return code;
 }
 
-
 const char *sf_last_error(void) { return g_last_error[0] ? g_last_error : "no error"; }
 
 const char *sf_status_name(int code) {

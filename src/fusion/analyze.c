@@ -183,7 +183,8 @@ static int alloc_all(acc_t *a) {
 
 static void free_acc(acc_t *a) {
     void *v[] = {a->base, a->probs, a->neg_ent, a->stage_x, a->h, a->dep_block, a->dep_ffn, a->n_dep_block,
-                 a->n_dep_ffn, a->skip_attn, a->skip_ffn, a->block_cos, a->attn_cos, a->block_kl, a->attn_kl, a->h_ratio, a->ffn_h_ratio};
+                 a->n_dep_ffn, a->skip_attn, a->skip_ffn, a->block_cos, a->attn_cos, a->block_kl, a->attn_kl,
+                 a->h_ratio, a->ffn_h_ratio};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) free(v[i]);
 }
 

@@ -163,8 +163,7 @@ int sf_heal_fit(const char *src_gguf, const char *fused_gguf, const sf_fuse_plan
         for (int k = 0; rc == SF_OK && k < G_n; k++) {
             const float *xin = cap.x_in + (size_t)k * T * E, *yf = cap.y_f + (size_t)k * T * E;
             sf_forward_ctl sc = {.start_layer = plan->fuse[k].first, .x_start = xin,
-                                 .end_layer = plan->fuse[k].last + 1,
-                                 .skip_attn = plan->drop_attn};
+                                 .end_layer = plan->fuse[k].last + 1, .skip_attn = plan->drop_attn};
             rc = sf_kv_truncate(cs, 0);
             if (rc == SF_OK) rc = sf_forward_ctl_run(cs, buf, T, T, &sc);
             if (rc != SF_OK) break;

@@ -26,7 +26,7 @@ typedef enum { SF_FFN_NONE, SF_FFN_DENSE } sf_ffn_kind;
 typedef struct {
     sf_attn_kind attn;
     sf_ffn_kind ffn;
-    int n_head, n_head_kv, n_ff; /* 0 where the sub-block is absent */
+    int n_head, n_head_kv, n_ff; /* 0 where the sub-block is absent; n_head_kv 0 for linear attention */
     int kv_slot;             /* index into the KV cache, -1 without attention */
     bool swa;                /* sliding-window attention layer */
     float rope_base;         /* this layer's RoPE base */
