@@ -48,13 +48,13 @@ static double full_pass_kl(sf_model *m, const int32_t *toks, int T, int layer) {
     sf_context *c = sf_context_new(m, &cp);
     const int V = m->n_vocab;
     float *dense = malloc(sizeof(float) * (size_t)T * V);
-    sf_forward_ctl ctl = {};
-    assert_int_equal(sf_forward_ctl_run(c, toks, T, 0, &ctl), SF_OK);
+    sf_run_plan ctl = {};
+    assert_int_equal(sf_forward(c, toks, T, 0, &ctl), SF_OK);
     memcpy(dense, c->logits, sizeof(float) * (size_t)T * V);
     bool *drop = calloc((size_t)m->n_layer, sizeof(bool));
     drop[layer] = true;
-    ctl.skip_attn = ctl.skip_ffn = drop;
-    assert_int_equal(sf_forward_ctl_run(c, toks, T, 0, &ctl), SF_OK);
+    ctl.drop_attn = ctl.drop_ffn = drop;
+    assert_int_equal(sf_forward(c, toks, T, 0, &ctl), SF_OK);
     double kl = 0;
     for (int t = 0; t < T; t++) {
         const float *p = dense + (size_t)t * V, *q = c->logits + (size_t)t * V;

@@ -85,16 +85,19 @@ static void run_tiled(const shape *s, int n_swa) {
     float *work = malloc(sizeof(float) * SF_ATTN_WORK_FLOATS(s->hk, s->hv, group));
     const size_t on = (size_t)s->n_cells * s->n_head * s->hv;
     float *o1 = calloc(on, sizeof(float)), *o2 = calloc(on, sizeof(float));
-    int *pos = malloc(sizeof(int) * s->n_cells);
-    for (int t = 0; t < s->n_cells; t++) pos[t] = t;
+    int *pos = malloc(sizeof(int) * s->n_cells), *lo = malloc(sizeof(int) * s->n_cells);
+    for (int t = 0; t < s->n_cells; t++) {
+        pos[t] = t;
+        lo[t] = n_swa > 0 && t - n_swa + 1 > 0 ? t - n_swa + 1 : 0;
+    }
     sf_attn_args a = args_of(s, &d);
     sf_attn_plan(&a, s->n_cells, s->n_cells - 1, 2);
     assert_int_equal(a.path, SF_ATTN_TILED);
     for (int t0 = 0; t0 < s->n_cells; t0 += SF_ATTN_ITEM_TOKENS)
         for (int kh = 0; kh < s->n_kv; kh++) {
-            sf_attn_item it = {.q = d.q, .q_stride = s->n_head * s->hk, .pos = pos, .t0 = t0,
+            sf_attn_item it = {.q = d.q, .q_stride = s->n_head * s->hk, .cell = pos, .lo = lo, .t0 = t0,
                                .t1 = t0 + SF_ATTN_ITEM_TOKENS < s->n_cells ? t0 + SF_ATTN_ITEM_TOKENS : s->n_cells,
-                               .h0 = kh * group, .n_h = group, .kh = kh, .n_swa = n_swa, .out_stride = s->n_head * s->hv};
+                               .h0 = kh * group, .n_h = group, .kh = kh, .out_stride = s->n_head * s->hv};
             it.out = o1;
             sf_attention_tiled_generic(&a, &it, work);
             it.out = o2;
@@ -102,6 +105,7 @@ static void run_tiled(const shape *s, int n_swa) {
         }
     check_equal(o1, o2, (int)on, "tiled");
     free(pos);
+    free(lo);
     free(o1);
     free(o2);
     free(work);

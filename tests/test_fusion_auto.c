@@ -181,7 +181,8 @@ static void test_parallel_runtime(void **st) {
     /* the parallel model as the engine runs it */
     sf_model *mp = sf_model_load(par);
     assert_non_null(mp);
-    assert_int_equal(mp->layers[10].parallel_last, 11);
+    assert_int_equal(mp->layers[10].group_last, 11);
+    assert_int_equal(mp->layers[11].group_first, 10);
     sf_context_params cp2 = cp;
     cp2.n_threads = 2; /* group members spread over the pool's threads */
     sf_context *cpar = sf_context_new(mp, &cp2);
@@ -192,16 +193,16 @@ static void test_parallel_runtime(void **st) {
     const size_t n = (size_t)T * m->n_embd;
     g_x0 = malloc(sizeof(float) * n);
     float *sum = calloc(n, sizeof(float)), *xs = malloc(sizeof(float) * n);
-    sf_forward_ctl base = {.on_stage = grab_x0, .user = m};
-    assert_int_equal(sf_forward_ctl_run(c, toks, T, T, &base), SF_OK);
+    sf_run_plan base = {.on_stage = grab_x0, .user = m};
+    assert_int_equal(sf_forward(c, toks, T, T, &base), SF_OK);
     for (int l = 10; l <= 11; l++) {
-        sf_forward_ctl one = {.start_layer = l, .x_start = g_x0, .end_layer = l + 1};
-        assert_int_equal(sf_forward_ctl_run(c, toks, T, T, &one), SF_OK);
+        sf_run_plan one = {.start_layer = l, .x_start = g_x0, .end_layer = l + 1};
+        assert_int_equal(sf_forward(c, toks, T, T, &one), SF_OK);
         for (size_t k = 0; k < n; k++) sum[k] += c->x[k] - g_x0[k];
     }
     for (size_t k = 0; k < n; k++) xs[k] = g_x0[k] + sum[k];
-    sf_forward_ctl rest = {.start_layer = 12, .x_start = xs};
-    assert_int_equal(sf_forward_ctl_run(c, toks, T, 0, &rest), SF_OK);
+    sf_run_plan rest = {.start_layer = 12, .x_start = xs};
+    assert_int_equal(sf_forward(c, toks, T, 0, &rest), SF_OK);
     for (int t = 0; t < T; t++) {
         const float *a = sf_get_logits(cpar, t), *b = c->logits + (size_t)t * m->n_vocab;
         assert_int_equal(memcmp(a, b, sizeof(float) * (size_t)m->n_vocab), 0);
@@ -239,8 +240,8 @@ static void test_written_equals_in_memory(void **st) {
     assert_true(mf && m);
     sf_context *cf = sf_context_new(mf, &cp), *c = sf_context_new(m, &cp);
     assert_int_equal(sf_decode(cf, toks, T, true), SF_OK);
-    sf_forward_ctl ctl = {.skip_attn = drop};
-    assert_int_equal(sf_forward_ctl_run(c, toks, T, 0, &ctl), SF_OK);
+    sf_run_plan ctl = {.drop_attn = drop};
+    assert_int_equal(sf_forward(c, toks, T, 0, &ctl), SF_OK);
     for (int t = 0; t < T; t++)
         assert_int_equal(memcmp(sf_get_logits(cf, t), c->logits + (size_t)t * m->n_vocab, sizeof(float) * m->n_vocab), 0);
     sf_context_free(cf);

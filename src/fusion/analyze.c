@@ -47,7 +47,7 @@ typedef struct {
     int64_t n_tok;                    /* tokens seen (per layer sums) */
     int dropped;                      /* layer removed in the current pass */
     int mode;                         /* 0: block, 1: FFN */
-    bool *skip_attn, *skip_ffn;       /* [L] the sub-blocks removed in the current pass */
+    bool *drop_attn, *drop_ffn;       /* [L] the sub-blocks removed in the current pass */
 } acc_t;
 
 static float *base_at(const acc_t *a, int layer, sf_stage stage) {
@@ -171,19 +171,19 @@ static int alloc_all(acc_t *a) {
     a->dep_ffn = calloc(L * L, sizeof(double));
     a->n_dep_block = calloc(L * L, sizeof(int64_t));
     a->n_dep_ffn = calloc(L * L, sizeof(int64_t));
-    a->skip_attn = calloc(L, sizeof(bool));
-    a->skip_ffn = calloc(L, sizeof(bool));
+    a->drop_attn = calloc(L, sizeof(bool));
+    a->drop_ffn = calloc(L, sizeof(bool));
     double **v[] = {&a->block_cos, &a->attn_cos, &a->block_kl, &a->attn_kl, &a->h_ratio, &a->ffn_h_ratio};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = calloc(L, sizeof(double));
     bool ok = a->base && a->probs && a->neg_ent && a->stage_x && a->h && a->dep_block && a->dep_ffn && a->n_dep_block &&
-              a->n_dep_ffn && a->skip_attn && a->skip_ffn;
+              a->n_dep_ffn && a->drop_attn && a->drop_ffn;
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) ok = ok && *v[i];
     return ok ? SF_OK : sf_fail(SF_ERR_NOMEM, "analyze: out of memory for %d layers x %d tokens", a->L, a->T);
 }
 
 static void free_acc(acc_t *a) {
     void *v[] = {a->base, a->probs, a->neg_ent, a->stage_x, a->h, a->dep_block, a->dep_ffn, a->n_dep_block,
-                 a->n_dep_ffn, a->skip_attn, a->skip_ffn, a->block_cos, a->attn_cos, a->block_kl, a->attn_kl,
+                 a->n_dep_ffn, a->drop_attn, a->drop_ffn, a->block_cos, a->attn_cos, a->block_kl, a->attn_kl,
                  a->h_ratio, a->ffn_h_ratio};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) free(v[i]);
 }
@@ -203,8 +203,8 @@ static int run_chunk(sf_context *c, acc_t *a, const int32_t *toks, int64_t *pass
                      const sf_analyze_params *p) {
     const sf_model *m = c->model;
     int rc = sf_kv_truncate(c, 0);
-    sf_forward_ctl ctl = {.on_stage = on_base, .user = a};
-    if (rc == SF_OK) rc = sf_forward_ctl_run(c, toks, a->T, 0, &ctl);
+    sf_run_plan ctl = {.on_stage = on_base, .user = a};
+    if (rc == SF_OK) rc = sf_forward(c, toks, a->T, 0, &ctl);
     if (rc != SF_OK) return rc;
     keep_dense(a, c->logits);
     baseline_stats(a);
@@ -213,14 +213,14 @@ static int run_chunk(sf_context *c, acc_t *a, const int32_t *toks, int64_t *pass
         const bool has_attn = m->layers[i].attn != SF_ATTN_NONE;
         for (int kind = 0; kind < 3; kind++) { /* 0: block, 1: FFN, 2: attention */
             if (kind == 2 && !has_attn) continue;
-            a->skip_attn[i] = kind != 1;
-            a->skip_ffn[i] = kind != 2;
-            sf_forward_ctl d = {.start_layer = i, .x_start = base_at(a, i, SF_STAGE_INPUT), .skip_attn = a->skip_attn,
-                                .skip_ffn = a->skip_ffn, .on_stage = kind < 2 ? on_drop : NULL, .user = a};
+            a->drop_attn[i] = kind != 1;
+            a->drop_ffn[i] = kind != 2;
+            sf_run_plan d = {.start_layer = i, .x_start = base_at(a, i, SF_STAGE_INPUT), .drop_attn = a->drop_attn,
+                                .drop_ffn = a->drop_ffn, .on_stage = kind < 2 ? on_drop : NULL, .user = a};
             a->dropped = i;
             a->mode = kind;
-            rc = sf_forward_ctl_run(c, toks, a->T, kind == 1 ? a->T : 0, &d);
-            a->skip_attn[i] = a->skip_ffn[i] = false;
+            rc = sf_forward(c, toks, a->T, kind == 1 ? a->T : 0, &d);
+            a->drop_attn[i] = a->drop_ffn[i] = false;
             if (rc != SF_OK) return rc;
             if (kind == 0) a->block_kl[i] += kl_sum(a, c->logits);
             if (kind == 2) a->attn_kl[i] += kl_sum(a, c->logits);

@@ -157,15 +157,15 @@ int sf_heal_fit(const char *src_gguf, const char *fused_gguf, const sf_fuse_plan
     for (int64_t ch = 0; rc == SF_OK && ch < n_chunks; ch++) {
         memcpy(buf, tokens + ch * T, sizeof(int32_t) * (size_t)T);
         if (sf_model_add_bos(src) && sf_token_bos(src) >= 0) buf[0] = sf_token_bos(src);
-        sf_forward_ctl fc = {.on_stage = on_fused, .user = &cap};
+        sf_run_plan fc = {.on_stage = on_fused, .user = &cap};
         rc = sf_kv_truncate(cf, 0);
-        if (rc == SF_OK) rc = sf_forward_ctl_run(cf, buf, T, T, &fc);
+        if (rc == SF_OK) rc = sf_forward(cf, buf, T, T, &fc);
         for (int k = 0; rc == SF_OK && k < G_n; k++) {
             const float *xin = cap.x_in + (size_t)k * T * E, *yf = cap.y_f + (size_t)k * T * E;
-            sf_forward_ctl sc = {.start_layer = plan->fuse[k].first, .x_start = xin,
-                                 .end_layer = plan->fuse[k].last + 1, .skip_attn = plan->drop_attn};
+            sf_run_plan sc = {.start_layer = plan->fuse[k].first, .x_start = xin,
+                                 .end_layer = plan->fuse[k].last + 1, .drop_attn = plan->drop_attn};
             rc = sf_kv_truncate(cs, 0);
-            if (rc == SF_OK) rc = sf_forward_ctl_run(cs, buf, T, T, &sc);
+            if (rc == SF_OK) rc = sf_forward(cs, buf, T, T, &sc);
             if (rc != SF_OK) break;
             for (size_t i = 0; i < (size_t)T * E; i++) y_s[i] = cs->x[i] - xin[i];
             accumulate(E, T, yf, y_s, Gm + (size_t)k * E * E, Cm + (size_t)k * E * E, work, &out->err_before[k],

@@ -11,7 +11,8 @@
  *           vector exp and sums in double;
  *  - SPLIT  single-token decode once the padded KV length reaches 512: the VEC
  *           path over one contiguous KV chunk per thread, partials merged.
- * Key positions are KV cells: one sequence, filled in order from cell 0.
+ * Keys are KV cells: one sequence, filled in order from cell 0 (a layer that
+ * some tokens skipped holds fewer cells than positions, see kv_cells.h).
  * Each path has a portable implementation (attention_impl.h) and an AVX2 one
  * (attention_avx2.c) with bit-identical results (tests/test_attention.c). */
 #ifndef SF_MODEL_ATTENTION_H
@@ -41,19 +42,17 @@ void sf_attn_plan(sf_attn_args *a, int n_tokens, int p_last, int n_threads);
  * V[lo..p] for KV head kh. work: SF_ATTN_WORK_FLOATS floats. */
 void sf_attention_head(const sf_attn_args *a, const float *q, int kh, int lo, int p, float *work, float *out);
 
-/* TILED path work item: query tokens [t0, t1) (cells pos[t]) of the n_h query
- * heads h0.. that share KV head kh. Each row sees cells [lo, pos[t]] with
- * lo = pos[t] - n_swa + 1 (clamped at 0) when n_swa > 0, else 0. */
+/* TILED path work item: query tokens [t0, t1) of the n_h query heads h0..
+ * that share KV head kh. Token t sees cells [lo[t], cell[t]]. */
 enum { SF_ATTN_ITEM_TOKENS = 8 };
 typedef struct {
     const float *q; /* row of token t, head h: q + t * q_stride + h * head_dim_k */
     int q_stride;
     float *out;     /* out + t * out_stride + h * head_dim_v */
     int out_stride;
-    const int *pos; /* [t1] cell of each token */
-    int t0, t1;     /* t1 - t0 <= SF_ATTN_ITEM_TOKENS */
+    const int *cell, *lo; /* [t1] each: the last and the first cell token t attends to */
+    int t0, t1;           /* t1 - t0 <= SF_ATTN_ITEM_TOKENS */
     int h0, n_h, kh;
-    int n_swa;
 } sf_attn_item;
 void sf_attention_tiled(const sf_attn_args *a, const sf_attn_item *it, float *work);
 

@@ -120,8 +120,7 @@ void sf_attention_tiled_avx2(const sf_attn_args *a, const sf_attn_item *it, floa
 
     int lo_min = 1 << 30, p_max = -1;
     for (int t = it->t0; t < it->t1; t++) {
-        const int p = it->pos[t];
-        const int lo = it->n_swa > 0 && p - it->n_swa + 1 > 0 ? p - it->n_swa + 1 : 0;
+        const int p = it->cell[t], lo = it->lo[t];
         lo_min = lo < lo_min ? lo : lo_min;
         p_max = p > p_max ? p : p_max;
     }
@@ -141,8 +140,7 @@ void sf_attention_tiled_avx2(const sf_attn_args *a, const sf_attn_item *it, floa
             for (int d = 0; d < hv; d += 8) _mm256_storeu_ps(Vt + (size_t)(s - t0) * hv + d, load_f16(vr + d));
         }
         for (int t = it->t0; t < it->t1; t++) {
-            const int p = it->pos[t];
-            const int lo = it->n_swa > 0 && p - it->n_swa + 1 > 0 ? p - it->n_swa + 1 : 0;
+            const int p = it->cell[t], lo = it->lo[t];
             const int a0 = t0 > lo ? t0 : lo, a1 = t0 + KV_TILE < p + 1 ? t0 + KV_TILE : p + 1;
             if (a0 >= a1) continue; /* no visible key in this tile */
             for (int h = 0; h < it->n_h; h++) {

@@ -159,8 +159,7 @@ void sf_attention_head_generic(const sf_attn_args *a, const float *q, int kh, in
 void sf_attention_tiled_generic(const sf_attn_args *a, const sf_attn_item *it, float *work) {
     pthread_once(&g_table_once, table_init);
     for (int t = it->t0; t < it->t1; t++) {
-        const int p = it->pos[t];
-        const int lo = it->n_swa > 0 && p - it->n_swa + 1 > 0 ? p - it->n_swa + 1 : 0;
+        const int p = it->cell[t], lo = it->lo[t];
         for (int h = it->h0; h < it->h0 + it->n_h; h++)
             path_tiled(a, it->q + (size_t)t * it->q_stride + (size_t)h * a->head_dim_k, it->kh, lo, p, work,
                        it->out + (size_t)t * it->out_stride + (size_t)h * a->head_dim_v);

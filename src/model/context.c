@@ -39,6 +39,8 @@ static int alloc_work(sf_context *c, int n_work_threads) {
     c->att = alloc_or_fail(sizeof(float) * B * (size_t)m->n_head_max * hv, &rc);
     c->hb = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
     c->hb2 = alloc_or_fail(sizeof(float) * B * (size_t)m->n_ff_max, &rc);
+    c->cell = alloc_or_fail(sizeof(int) * B, &rc);
+    c->cell_lo = alloc_or_fail(sizeof(int) * B, &rc);
     int group = 1; /* most query heads sharing one KV head, over layers */
     for (int il = 0; il < m->n_layer; il++)
         if (m->layers[il].n_head_kv > 0 && m->layers[il].n_head / m->layers[il].n_head_kv > group)
@@ -61,7 +63,7 @@ static int alloc_work(sf_context *c, int n_work_threads) {
 
 static void free_work(sf_context *c) {
     free(c->x); free(c->xn); free(c->tmp); free(c->q); free(c->k); free(c->v); free(c->att);
-    free(c->hb); free(c->hb2); free(c->attn_work);
+    free(c->hb); free(c->hb2); free(c->attn_work); free(c->cell); free(c->cell_lo);
     for (int k = 0; k < SF_ACT_KINDS; k++) free(c->act.buf[k]);
 }
 
@@ -93,23 +95,29 @@ sf_context *sf_context_new(sf_model *m, const sf_context_params *params) {
     const size_t hk = (size_t)m->head_dim_k, hv = (size_t)m->head_dim_v;
     c->k_cache = alloc_or_fail(sizeof(sf_fp16 *) * (size_t)(m->n_kv_layers + 1), &rc);
     c->v_cache = alloc_or_fail(sizeof(sf_fp16 *) * (size_t)(m->n_kv_layers + 1), &rc);
+    c->kv_cells = alloc_or_fail(sizeof(sf_kv_cells) * (size_t)(m->n_kv_layers + 1), &rc);
     for (int il = 0; !rc && il < m->n_layer; il++) {
         const sf_layer *L = &m->layers[il];
         if (L->kv_slot < 0) continue;
         c->k_cache[L->kv_slot] = alloc_or_fail(sizeof(sf_fp16) * (size_t)c->n_ctx * L->n_head_kv * hk, &rc);
         c->v_cache[L->kv_slot] = alloc_or_fail(sizeof(sf_fp16) * (size_t)c->n_ctx * L->n_head_kv * hv, &rc);
+        if (c->kv_cells) c->kv_cells[L->kv_slot].pos = alloc_or_fail(sizeof(int) * (size_t)c->n_ctx, &rc);
     }
     c->x0 = alloc_or_fail(sizeof(float) * B * E, &rc);
     c->xsum = alloc_or_fail(sizeof(float) * B * E, &rc);
     c->pos = alloc_or_fail(sizeof(int) * B, &rc);
+    c->x_gather = alloc_or_fail(sizeof(float) * B * E, &rc);
+    c->pos_gather = alloc_or_fail(sizeof(int) * B, &rc);
+    c->row_token = alloc_or_fail(sizeof(int) * B, &rc);
     c->tokens = alloc_or_fail(sizeof(int32_t) * B, &rc);
     c->logits = alloc_or_fail(sizeof(float) * B * (size_t)m->n_vocab, &rc);
     if (!rc) rc = alloc_work(c, c->n_threads);
     /* one serial shadow context per member of the widest parallel group */
     int widest = 0;
     for (int il = 0; il < m->n_layer; il++)
-        if (m->layers[il].parallel_last > il && m->layers[il].parallel_last - il + 1 > widest)
-            widest = m->layers[il].parallel_last - il + 1;
+        if (m->layers[il].group_last - m->layers[il].group_first + 1 > widest)
+            widest = m->layers[il].group_last - m->layers[il].group_first + 1;
+    if (widest < 2) widest = 0;
     if (!rc && widest > 0) {
         c->shadow = alloc_or_fail(sizeof(sf_context) * (size_t)widest, &rc);
         for (int i = 0; !rc && i < widest; i++) {
@@ -118,7 +126,8 @@ sf_context *sf_context_new(sf_model *m, const sf_context_params *params) {
             s->serial = true;
             s->shadow = NULL;
             s->n_shadow = 0;
-            s->x0 = s->xsum = s->logits = NULL;
+            s->x0 = s->xsum = s->logits = s->x_gather = NULL;
+            s->pos_gather = s->row_token = NULL;
             rc = alloc_work(s, 1);
             c->n_shadow = i + 1;
         }
@@ -134,12 +143,16 @@ void sf_context_free(sf_context *c) {
         for (int i = 0; i < c->model->n_kv_layers; i++) free(c->k_cache[i]);
     if (c->v_cache)
         for (int i = 0; i < c->model->n_kv_layers; i++) free(c->v_cache[i]);
+    if (c->kv_cells)
+        for (int i = 0; i < c->model->n_kv_layers; i++) free(c->kv_cells[i].pos);
     free(c->k_cache);
     free(c->v_cache);
+    free(c->kv_cells);
     free_work(c);
     for (int i = 0; i < c->n_shadow; i++) free_work(&c->shadow[i]);
     free(c->shadow);
     free(c->x0); free(c->xsum); free(c->pos); free(c->tokens); free(c->logits);
+    free(c->x_gather); free(c->pos_gather); free(c->row_token);
     free(c);
 }
 
@@ -155,6 +168,10 @@ int sf_kv_truncate(sf_context *c, int n_past) {
 }
 
 int sf_decode(sf_context *c, const int32_t *tokens, int n, bool all_logits) {
+    return sf_decode_plan(c, tokens, n, all_logits, NULL);
+}
+
+int sf_decode_plan(sf_context *c, const int32_t *tokens, int n, bool all_logits, const sf_run_plan *plan) {
     if (!c || (!tokens && n > 0)) return sf_fail(SF_ERR_ARG, "sf_decode: null argument");
     if (n <= 0) return sf_fail(SF_ERR_ARG, "sf_decode: no tokens");
     if (n > c->n_ctx - c->n_past)
@@ -172,7 +189,7 @@ int sf_decode(sf_context *c, const int32_t *tokens, int n, bool all_logits) {
         const int T = n - done < c->n_batch ? n - done : c->n_batch;
         const bool last = done + T == n;
         const int logits_from = !last ? T : (all_logits ? 0 : T - 1);
-        int rc = sf_forward(c, tokens + done, T, logits_from);
+        int rc = sf_forward_part(c, tokens + done, T, logits_from, plan, done, n);
         if (rc) return rc;
         c->n_past += T;
         done += T;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base/threads.h"
+#include "model/kv_cells.h"
 #include "model/model.h"
 #include "tensor/fp16.h"
 #include "tensor/matmul.h"
@@ -26,8 +27,9 @@ struct sf_context {
     int n_ctx, n_batch, n_threads;
     int n_past;
 
-    /* KV cache, per attention layer slot: [n_ctx][n_head_kv * head_dim] f16 */
+    /* KV cache, per attention layer slot: [n_ctx cells][n_head_kv * head_dim] f16 */
     sf_fp16 **k_cache, **v_cache;
+    sf_kv_cells *kv_cells; /* [n_kv_layers] the position each cell holds */
 
     /* work buffers, B = n_batch */
     float *x;      /* [B][n_embd] residual stream */
@@ -49,6 +51,12 @@ struct sf_context {
     float *attn_work; /* [n_threads][attn_work_floats] attention scratch */
     size_t attn_work_floats;
     int *pos;      /* [B] position of each token of the batch */
+    int *cell, *cell_lo; /* [B] each: KV cell a token writes in the current layer, first cell it attends to */
+    /* Per-token routing: the rows of the tokens that run a sub-block are
+     * gathered into these and the sub-block runs on them as a batch. */
+    float *x_gather; /* [B][n_embd] */
+    int *pos_gather; /* [B] */
+    int *row_token;  /* [B] token (index in the batch) of each gathered row */
     int32_t *tokens; /* [B] */
     sf_act_buffers act;
 
@@ -58,32 +66,55 @@ struct sf_context {
     int last_n;      /* tokens in the last sf_decode call */
 };
 
-/* Where a forward pass shows the residual stream to on_stage. */
+/* Where a run plan shows the residual stream to on_stage. */
 typedef enum {
     SF_STAGE_INPUT = 0,      /* entering the layer */
     SF_STAGE_AFTER_ATTN = 1, /* after its attention sub-block */
     SF_STAGE_OUTPUT = 2      /* leaving the layer */
 } sf_stage;
 
-/* Optional control of one forward pass, for analysis tools (not for
- * models with post-norms, whose sub-block outputs are added late). A
- * zero-initialised one is the plain dense pass: start at layer
- * `start_layer` from a residual stream the caller provides, stop early,
- * remove attention or FFN sub-blocks, and see the residual stream at each
- * sf_stage of every layer. */
+/* What one forward pass runs, beyond the model's layer plan. A
+ * zero-initialised plan is the plain dense pass. Every field is optional:
+ *  - a slice of the layers: start at start_layer from a residual stream the
+ *    caller gives, stop before end_layer (no final norm, no logits);
+ *  - sub-blocks dropped for every token (FFN Fusion's attention removal);
+ *  - per-token routing (Mixture-of-Depths): token t skips layer l's attention
+ *    or FFN where skip_*[l * n_tokens + t] is set, n_tokens being the tokens
+ *    of the call. The tokens that run a sub-block are gathered and run as one
+ *    batch; a token that skips attention writes no KV entry there, and later
+ *    tokens do not see it at that layer (kv_cells.h);
+ *  - ffn_hidden sees, and may zero, the FFN hidden activations h [T][n_ff]
+ *    of each layer before the down projection; row i belongs to token
+ *    row_token[i] of the call (the hook for a per-token FFN neuron subset);
+ *  - on_stage sees the residual stream [T][n_embd] at each sf_stage.
+ * In a parallel group (all members read the group's input) on_stage is
+ * called with SF_STAGE_INPUT at its first layer and SF_STAGE_OUTPUT at its
+ * last; per-token routing and slices that cut a group are errors there. */
 typedef struct {
     int start_layer;          /* 0: from the embedding */
     const float *x_start;     /* [T][n_embd] residual stream entering start_layer (start_layer > 0) */
-    int end_layer;            /* > 0: stop before this layer (no final norm, no logits) */
-    const bool *skip_attn;    /* optional [n_layer]: attention removed where set */
-    const bool *skip_ffn;     /* optional [n_layer]: FFN removed where set */
+    int end_layer;            /* > 0: stop before this layer */
+    const bool *drop_attn;    /* [n_layer]: attention removed for every token where set */
+    const bool *drop_ffn;     /* [n_layer]: FFN removed for every token where set */
+    const bool *skip_attn;    /* [n_layer][n_tokens]: token t skips layer l's attention where set */
+    const bool *skip_ffn;     /* [n_layer][n_tokens]: token t skips layer l's FFN where set */
+    void (*ffn_hidden)(void *user, int layer, const int *row_token, int T, float *h, int n_ff);
     void (*on_stage)(void *user, int layer, sf_stage stage, const float *x, int T);
     void *user;
-} sf_forward_ctl;
+} sf_run_plan;
 
-/* Runs the model on tokens[0..T) at positions n_past.., T <= n_batch;
- * writes logits for tokens [logits_from, T) into c->logits rows 0... */
-int sf_forward(sf_context *c, const int32_t *tokens, int T, int logits_from);
-int sf_forward_ctl_run(sf_context *c, const int32_t *tokens, int T, int logits_from, const sf_forward_ctl *ctl);
+/* Runs the model on tokens[0..T) at positions n_past.., T <= n_batch,
+ * without advancing n_past; writes logits for tokens [logits_from, T) into
+ * c->logits rows 0... plan may be NULL (the dense pass); its per-token masks
+ * have n_tokens = T. */
+int sf_forward(sf_context *c, const int32_t *tokens, int T, int logits_from, const sf_run_plan *plan);
+
+/* sf_forward for tokens [t_first, t_first + T) of a call of n_tokens, under
+ * a plan whose per-token masks have n_tokens columns. */
+int sf_forward_part(sf_context *c, const int32_t *tokens, int T, int logits_from, const sf_run_plan *plan, int t_first,
+                    int n_tokens);
+
+/* sf_decode under a run plan whose per-token masks have n_tokens = n. */
+int sf_decode_plan(sf_context *c, const int32_t *tokens, int n, bool all_logits, const sf_run_plan *plan);
 
 #endif

@@ -1,9 +1,9 @@
-/* The forward pass: executes the layer plan over a batch of T tokens.
- * Each step is one parallel region of the thread pool (one barrier):
- *
- *   embed → per block: [norm+quantize → QKV → (q/k norm) RoPE + KV store →
- *   attention → quantize → Wo (+post-norm) + residual] [norm+quantize →
- *   gate/up + GLU → quantize → down (+post-norm) + residual] → norm → LM head
+/* The forward pass: executes the layer plan, under a run plan, over a
+ * batch of T tokens. Read from the bottom up: sf_forward_part runs the
+ * layers; layer_forward is one block (attention then FFN, each routed to the
+ * tokens the plan sends through it); attention_sublayer and ffn_sublayer are
+ * the math, x += post_norm(sublayer(norm(x))); each of their steps is one
+ * parallel region of the thread pool (one barrier), defined above them.
  *
  * Activations are quantized once per distinct input to the weight type's
  * vec_dot_type, as ggml does, so numerics track llama.cpp. */
@@ -85,8 +85,8 @@ static void region_embed(void *arg, int ith, int nth) {
     }
 }
 
-/* Optional: x += post_norm(tmp) (the previous sub-block's output); then
- * xn = norm(x) and quantize xn into the kinds the next matmuls need. */
+/* xn = norm(x) for tokens [t0, T), quantized into the kinds the next
+ * matmuls need. */
 static void region_norm_quant(void *arg, int ith, int nth) {
     sf_job *j = arg;
     sf_context *c = j->c;
@@ -95,16 +95,25 @@ static void region_norm_quant(void *arg, int ith, int nth) {
     int64_t t0, t1;
     sf_split_range(j->T - j->t0, ith, nth, 1, &t0, &t1);
     for (int64_t i = t0; i < t1; i++) {
-        const int64_t t = i + j->t0;
-        float *x = c->x + t * E, *xn = c->xn + i * E;
-        if (j->src) { /* pending sub-block output with post-norm */
-            float *o = c->tmp + t * E;
-            sf_rmsnorm(o, o, j->src, E, m->norm_eps);
-            for (int e = 0; e < E; e++) x[e] += o[e];
-        }
-        if (!j->norm_w) continue;
+        const float *x = c->x + (i + j->t0) * E;
+        float *xn = c->xn + i * E;
         sf_rmsnorm(xn, x, j->norm_w, E, m->norm_eps);
         quantize_row(c, xn, E, (int)i, j->quant_kinds);
+    }
+}
+
+/* x += norm(tmp): a sub-block's output through its post-norm, into the residual. */
+static void region_post_norm_residual(void *arg, int ith, int nth) {
+    sf_job *j = arg;
+    sf_context *c = j->c;
+    const sf_model *m = c->model;
+    const int E = m->n_embd;
+    int64_t t0, t1;
+    sf_split_range(j->T, ith, nth, 1, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        float *x = c->x + t * E, *o = c->tmp + t * E;
+        sf_rmsnorm(o, o, j->norm_w, E, m->norm_eps);
+        for (int e = 0; e < E; e++) x[e] += o[e];
     }
 }
 
@@ -126,7 +135,8 @@ static void region_matmul(void *arg, int ith, int nth) {
     }
 }
 
-/* q/k norms (gemma3), RoPE, and K/V appended to the cache as f16. */
+/* q/k norms (gemma3), RoPE at each token's position, and K/V stored as f16
+ * in the cells the tokens were given (c->cell). */
 static void region_rope_store(void *arg, int ith, int nth) {
     sf_job *j = arg;
     sf_context *c = j->c;
@@ -152,16 +162,18 @@ static void region_rope_store(void *arg, int ith, int nth) {
             float *k = c->k + ((size_t)t * L->n_head_kv + kh) * hk;
             if (L->k_norm) sf_rmsnorm(k, k, L->k_norm->data, hk, m->norm_eps);
             sf_rope_apply(k, cs, m->n_rot, m->rope_type);
-            sf_fp16 *kc = c->k_cache[L->kv_slot] + ((size_t)p * L->n_head_kv + kh) * hk;
+            const size_t cell = (size_t)c->cell[t];
+            sf_fp16 *kc = c->k_cache[L->kv_slot] + (cell * L->n_head_kv + kh) * hk;
             for (int d = 0; d < hk; d++) kc[d] = sf_fp32_to_fp16(k[d]);
             const float *v = c->v + ((size_t)t * L->n_head_kv + kh) * hv;
-            sf_fp16 *vc = c->v_cache[L->kv_slot] + ((size_t)p * L->n_head_kv + kh) * hv;
+            sf_fp16 *vc = c->v_cache[L->kv_slot] + (cell * L->n_head_kv + kh) * hv;
             for (int d = 0; d < hv; d++) vc[d] = sf_fp32_to_fp16(v[d]);
         }
     }
 }
 
-/* Causal (optionally sliding-window) attention. VEC path: one work unit per
+/* Causal (optionally sliding-window) attention: token t over cells
+ * [cell_lo[t], cell[t]] of its layer. VEC path: one work unit per
  * (token, head); TILED path: per (KV head, block of tokens), so the KV tiles
  * are converted once for all the query heads that share them. */
 static void region_attention(void *arg, int ith, int nth) {
@@ -170,11 +182,10 @@ static void region_attention(void *arg, int ith, int nth) {
     const sf_model *m = c->model;
     const sf_layer *L = j->L;
     const int group = L->n_head / L->n_head_kv;
-    const int n_swa = L->swa && m->n_swa > 0 ? m->n_swa : 0;
     sf_attn_args a = {.k = c->k_cache[L->kv_slot], .v = c->v_cache[L->kv_slot], .kv_stride = L->n_head_kv,
                       .head_dim_k = m->head_dim_k, .head_dim_v = m->head_dim_v,
                       .scale = m->attn_q_prescale ? 1.0f : m->attn_scale};
-    sf_attn_plan(&a, j->T, c->pos[j->T - 1], c->n_threads);
+    sf_attn_plan(&a, j->T, c->cell[j->T - 1], c->n_threads);
     float *work = c->attn_work + (size_t)ith * c->attn_work_floats;
     const int q_stride = L->n_head * m->head_dim_k, o_stride = L->n_head * m->head_dim_v;
     if (a.path == SF_ATTN_TILED) {
@@ -185,9 +196,9 @@ static void region_attention(void *arg, int ith, int nth) {
             const int blk = (int)(i / L->n_head_kv), kh = (int)(i % L->n_head_kv);
             const int t0 = blk * SF_ATTN_ITEM_TOKENS;
             const sf_attn_item it = {.q = c->q, .q_stride = q_stride, .out = c->att, .out_stride = o_stride,
-                                     .pos = c->pos, .t0 = t0,
+                                     .cell = c->cell, .lo = c->cell_lo, .t0 = t0,
                                      .t1 = t0 + SF_ATTN_ITEM_TOKENS < j->T ? t0 + SF_ATTN_ITEM_TOKENS : j->T,
-                                     .h0 = kh * group, .n_h = group, .kh = kh, .n_swa = n_swa};
+                                     .h0 = kh * group, .n_h = group, .kh = kh};
             sf_attention_tiled(&a, &it, work);
         }
         return;
@@ -196,9 +207,8 @@ static void region_attention(void *arg, int ith, int nth) {
     sf_split_range((int64_t)j->T * L->n_head, ith, nth, 1, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
         const int t = (int)(i / L->n_head), h = (int)(i % L->n_head);
-        const int p = c->pos[t];
-        const int lo = n_swa > 0 && p - n_swa + 1 > 0 ? p - n_swa + 1 : 0;
-        sf_attention_head(&a, c->q + (size_t)t * q_stride + (size_t)h * m->head_dim_k, h / group, lo, p, work,
+        sf_attention_head(&a, c->q + (size_t)t * q_stride + (size_t)h * m->head_dim_k, h / group, c->cell_lo[t],
+                          c->cell[t], work,
                           c->att + (size_t)t * o_stride + (size_t)h * m->head_dim_v);
     }
 }
@@ -227,7 +237,7 @@ static void region_gate_up(void *arg, int ith, int nth) {
                c->model->ffn_act);
 }
 
-/* ---- the pass ---- */
+/* ---- steps: one parallel region each ---- */
 
 /* One parallel region, or, in a serial shadow context, the same work on the
  * calling thread. */
@@ -236,192 +246,305 @@ static void run_region(sf_context *c, sf_pool_fn fn, void *job) {
     else sf_pool_run(c->pool, fn, job);
 }
 
-static void run_matmul(sf_context *c, int T, int n, const sf_gguf_tensor *const *w, float *const *out,
-                       const int64_t *stride, bool accumulate) {
-    sf_job j = {.c = c, .T = T, .n_mats = n, .accumulate = accumulate};
-    for (int i = 0; i < n; i++) {
-        j.mats[i] = matrix_of(w[i]);
-        j.outs[i] = out[i];
-        j.out_stride[i] = stride[i];
-        j.act_kind[i] = weight_kind(w[i]);
-    }
+/* Activation kinds the matmuls with these weights read (NULLs ignored). */
+static uint32_t kinds_for(const sf_gguf_tensor *a, const sf_gguf_tensor *b, const sf_gguf_tensor *c) {
+    uint32_t k = 0;
+    if (a) k |= 1u << weight_kind(a);
+    if (b) k |= 1u << weight_kind(b);
+    if (c) k |= 1u << weight_kind(c);
+    return k;
+}
+
+/* xn = norm(x), quantized for the next matmuls. */
+static void norm_quantize(sf_context *c, int T, const sf_gguf_tensor *norm, uint32_t kinds) {
+    sf_job j = {.c = c, .T = T, .norm_w = norm->data, .quant_kinds = kinds};
+    run_region(c, region_norm_quant, &j);
+}
+
+/* src [T][n] quantized for the next matmul. */
+static void quantize(sf_context *c, int T, const float *src, int n, uint32_t kinds) {
+    sf_job j = {.c = c, .T = T, .src = src, .src_n = n, .quant_kinds = kinds};
+    run_region(c, region_quant_rows, &j);
+}
+
+/* out (+)= W · a for the T quantized activation rows. ggml_rows: see
+ * ggml_ffn_rows (T for every other matmul). */
+static void matmul(sf_context *c, int T, const sf_gguf_tensor *w, float *out, int64_t out_stride, bool accumulate,
+                   int ggml_rows) {
+    sf_job j = {.c = c, .T = T, .n_mats = 1, .accumulate = accumulate};
+    j.mats[0] = matrix_of(w);
+    j.mats[0].ggml_batch = ggml_rows;
+    j.mats[0].ggml_first = T - ggml_rows;
+    j.outs[0] = out;
+    j.out_stride[0] = out_stride;
+    j.act_kind[0] = weight_kind(w);
     run_region(c, region_matmul, &j);
 }
 
-static void attention_block(sf_context *c, const sf_layer *L, int T, const float *pending_post) {
-    const sf_model *m = c->model;
-    const int E = m->n_embd;
-    sf_job j = {.c = c, .L = L, .T = T, .src = pending_post, .norm_w = L->attn_norm->data};
-    if (L->attn == SF_ATTN_LINEAR) { /* x += Wo · norm(x) */
-        j.quant_kinds = 1u << weight_kind(L->wo);
-        run_region(c, region_norm_quant, &j);
-        const sf_gguf_tensor *w[1] = {L->wo};
-        float *o[1] = {c->x};
-        int64_t s[1] = {E};
-        run_matmul(c, T, 1, w, o, s, true);
-        return;
-    }
-    j.quant_kinds = (1u << weight_kind(L->wq)) | (1u << weight_kind(L->wk)) | (1u << weight_kind(L->wv));
-    run_region(c, region_norm_quant, &j);
-
-    const sf_gguf_tensor *qkv[3] = {L->wq, L->wk, L->wv};
-    float *outs[3] = {c->q, c->k, c->v};
-    int64_t strides[3] = {(int64_t)L->n_head * m->head_dim_k, (int64_t)L->n_head_kv * m->head_dim_k,
-                          (int64_t)L->n_head_kv * m->head_dim_v};
-    run_matmul(c, T, 3, qkv, outs, strides, false);
-
-    run_region(c, region_rope_store, &j);
-    run_region(c, region_attention, &j);
-    sf_debug_dump("attn_norm", (int)(L - m->layers), c->xn, T, E, E);
-    sf_debug_dump("Qcur", (int)(L - m->layers), c->q, T, L->n_head * m->head_dim_k, (size_t)L->n_head * m->head_dim_k);
-    sf_debug_dump("kqv_out", (int)(L - m->layers), c->att, T, L->n_head * m->head_dim_v, (size_t)L->n_head * m->head_dim_v);
-
-    sf_job jq = {.c = c, .T = T, .src = c->att, .src_n = L->n_head * m->head_dim_v,
-                 .quant_kinds = 1u << weight_kind(L->wo)};
-    run_region(c, region_quant_rows, &jq);
-    const sf_gguf_tensor *w[1] = {L->wo};
-    float *o[1] = {L->attn_post_norm ? c->tmp : c->x};
-    int64_t s[1] = {E};
-    run_matmul(c, T, 1, w, o, s, !L->attn_post_norm);
-    if (L->attn_post_norm) sf_debug_dump("attn_out", (int)(L - m->layers), c->tmp, T, E, E);
+/* x += post_norm(tmp). */
+static void post_norm_residual(sf_context *c, int T, const sf_gguf_tensor *post_norm) {
+    sf_job j = {.c = c, .T = T, .norm_w = post_norm->data};
+    run_region(c, region_post_norm_residual, &j);
 }
 
-/* ggml_batch: rows llama.cpp runs this FFN with (it drops the rows whose
- * logits are not wanted before the last layer's FFN), which picks its kernel. */
-static void ffn_block(sf_context *c, const sf_layer *L, int T, const float *pending_post, int ggml_batch) {
-    const sf_model *m = c->model;
-    sf_job j = {.c = c, .L = L, .T = T, .src = pending_post, .norm_w = L->ffn_norm->data,
-                .quant_kinds = (1u << weight_kind(L->ffn_gate)) | (1u << weight_kind(L->ffn_up))};
-    run_region(c, region_norm_quant, &j);
-    j.n_mats = 2;
-    j.mats[0] = matrix_of(L->ffn_gate);
-    j.mats[1] = matrix_of(L->ffn_up);
-    j.mats[0].ggml_batch = j.mats[1].ggml_batch = ggml_batch;
-    j.mats[0].ggml_first = j.mats[1].ggml_first = T - ggml_batch;
-    j.act_kind[0] = weight_kind(L->ffn_gate);
-    j.act_kind[1] = weight_kind(L->ffn_up);
-    run_region(c, region_gate_up, &j);
-    sf_debug_dump("ffn_glu", (int)(L - m->layers), c->hb, T, L->n_ff, L->n_ff);
+/* Where a sub-layer writes its output o: straight into x, the matmul adding
+ * it (x += o), or, with a post-norm, into tmp for x += norm(o). */
+static float *sublayer_out(sf_context *c, const sf_gguf_tensor *post_norm) { return post_norm ? c->tmp : c->x; }
 
-    sf_job jq = {.c = c, .T = T, .src = c->hb, .src_n = L->n_ff, .quant_kinds = 1u << weight_kind(L->ffn_down)};
-    run_region(c, region_quant_rows, &jq);
-    sf_debug_dump("ffn_norm", (int)(L - m->layers), c->xn, T, m->n_embd, m->n_embd);
-    sf_debug_dump("sa_out", (int)(L - m->layers), c->x, T, m->n_embd, m->n_embd);
-    sf_debug_dump("ffn_inp", (int)(L - m->layers), c->x, T, m->n_embd, m->n_embd);
-    sf_job jd = {.c = c, .T = T, .n_mats = 1, .accumulate = !L->ffn_post_norm};
-    jd.mats[0] = matrix_of(L->ffn_down);
-    jd.mats[0].ggml_batch = ggml_batch;
-    jd.mats[0].ggml_first = T - ggml_batch;
-    jd.outs[0] = L->ffn_post_norm ? c->tmp : c->x;
-    jd.out_stride[0] = m->n_embd;
-    jd.act_kind[0] = weight_kind(L->ffn_down);
-    run_region(c, region_matmul, &jd);
-    if (L->ffn_post_norm) sf_debug_dump("ffn_out", (int)(L - m->layers), c->tmp, T, m->n_embd, m->n_embd);
+/* Developer aid (SF_DUMP_DIR, debug_dump.h): tensor `name` of layer L, named
+ * as in llama.cpp's graph. */
+static void trace(const sf_context *c, const sf_layer *L, const char *name, const float *x, int T, int n) {
+    sf_debug_dump(name, (int)(L - c->model->layers), x, T, n, (size_t)n);
+}
+
+/* ---- the pass ---- */
+
+/* One forward pass: its plan and where this batch sits in the call. */
+typedef struct {
+    const sf_run_plan *plan; /* never NULL: a zero plan is the dense pass */
+    int T;                   /* tokens of this batch */
+    int n_out;               /* logits wanted for its last n_out tokens */
+    int t_first, n_tokens;   /* the batch is tokens [t_first, t_first + T) of a call of n_tokens */
+} pass;
+
+/* llama.cpp order (exact mode): the rows llama.cpp runs an FFN's matmuls
+ * with. It drops the tokens whose logits are not wanted before the last
+ * layer's FFN, and the row count picks its kernel. */
+static int ggml_ffn_rows(const sf_context *c, const pass *ps, const sf_layer *L, int T) {
+    const bool last = L == &c->model->layers[c->model->n_layer - 1];
+    return last && T == ps->T && ps->n_out > 0 ? ps->n_out : T;
+}
+
+/* x += post_norm(Wo · softmax(RoPE(Wq h) · RoPE(Wk h)ᵀ · scale) · Wv h), h = norm(x);
+ * deci's linear attention: x += Wo · norm(x). */
+static void attention_sublayer(sf_context *c, const sf_layer *L, const pass *ps, int T) {
+    (void)ps;
+    const sf_model *m = c->model;
+    const int E = m->n_embd;
+    float *o = sublayer_out(c, L->attn_post_norm);
+    if (L->attn == SF_ATTN_LINEAR) {
+        norm_quantize(c, T, L->attn_norm, kinds_for(L->wo, NULL, NULL));
+        matmul(c, T, L->wo, o, E, o == c->x, T);
+    } else {
+        norm_quantize(c, T, L->attn_norm, kinds_for(L->wq, L->wk, L->wv));
+        /* q, k, v = Wq h, Wk h, Wv h: one region */
+        sf_job jqkv = {.c = c, .T = T, .n_mats = 3,
+                       .mats = {matrix_of(L->wq), matrix_of(L->wk), matrix_of(L->wv)},
+                       .outs = {c->q, c->k, c->v},
+                       .out_stride = {(int64_t)L->n_head * m->head_dim_k, (int64_t)L->n_head_kv * m->head_dim_k,
+                                      (int64_t)L->n_head_kv * m->head_dim_v},
+                       .act_kind = {weight_kind(L->wq), weight_kind(L->wk), weight_kind(L->wv)}};
+        run_region(c, region_matmul, &jqkv);
+        /* the KV cells these tokens write and see */
+        sf_kv_cells_append(&c->kv_cells[L->kv_slot], c->pos, T, L->swa ? m->n_swa : 0, c->cell, c->cell_lo);
+        sf_job j = {.c = c, .L = L, .T = T};
+        run_region(c, region_rope_store, &j);
+        run_region(c, region_attention, &j);
+        trace(c, L, "attn_norm", c->xn, T, E);
+        trace(c, L, "Qcur", c->q, T, L->n_head * m->head_dim_k);
+        trace(c, L, "kqv_out", c->att, T, L->n_head * m->head_dim_v);
+        quantize(c, T, c->att, L->n_head * m->head_dim_v, kinds_for(L->wo, NULL, NULL));
+        matmul(c, T, L->wo, o, E, o == c->x, T);
+    }
+    if (L->attn_post_norm) {
+        trace(c, L, "attn_out", c->tmp, T, E);
+        post_norm_residual(c, T, L->attn_post_norm);
+    }
+}
+
+/* x += post_norm(W_down · (act(W_gate h) ⊙ W_up h)), h = norm(x). */
+static void ffn_sublayer(sf_context *c, const sf_layer *L, const pass *ps, int T) {
+    const sf_model *m = c->model;
+    const int E = m->n_embd, rows = ggml_ffn_rows(c, ps, L, T);
+    float *o = sublayer_out(c, L->ffn_post_norm);
+    norm_quantize(c, T, L->ffn_norm, kinds_for(L->ffn_gate, L->ffn_up, NULL));
+    /* hb = act(W_gate h) ⊙ W_up h, each thread on its slice of neurons */
+    sf_job j = {.c = c, .L = L, .T = T, .n_mats = 2, .mats = {matrix_of(L->ffn_gate), matrix_of(L->ffn_up)},
+                .act_kind = {weight_kind(L->ffn_gate), weight_kind(L->ffn_up)}};
+    for (int i = 0; i < 2; i++) {
+        j.mats[i].ggml_batch = rows;
+        j.mats[i].ggml_first = T - rows;
+    }
+    run_region(c, region_gate_up, &j);
+    if (ps->plan->ffn_hidden)
+        ps->plan->ffn_hidden(ps->plan->user, (int)(L - m->layers), c->row_token, T, c->hb, L->n_ff);
+    trace(c, L, "ffn_glu", c->hb, T, L->n_ff);
+    trace(c, L, "ffn_norm", c->xn, T, E);
+    trace(c, L, "ffn_inp", c->x, T, E); /* llama's name for the residual entering the FFN */
+    trace(c, L, "sa_out", c->x, T, E);  /* gemma3's */
+    quantize(c, T, c->hb, L->n_ff, kinds_for(L->ffn_down, NULL, NULL));
+    matmul(c, T, L->ffn_down, o, E, o == c->x, rows);
+    if (L->ffn_post_norm) {
+        trace(c, L, "ffn_out", c->tmp, T, E);
+        post_norm_residual(c, T, L->ffn_post_norm);
+    }
+}
+
+typedef void sublayer_fn(sf_context *c, const sf_layer *L, const pass *ps, int T);
+
+/* Runs a sub-layer for the tokens of the batch that do not skip it (skip:
+ * [T], or NULL: all run). When some skip, the others' rows are gathered into
+ * one contiguous batch, run, and scattered back; a token that skips keeps
+ * its residual stream. c->row_token maps the rows run to tokens of the call. */
+static void routed(sf_context *c, const pass *ps, const sf_layer *L, const bool *skip, sublayer_fn *fn) {
+    int n = 0;
+    for (int t = 0; t < ps->T; t++)
+        if (!skip || !skip[t]) c->row_token[n++] = ps->t_first + t;
+    if (n == ps->T) {
+        fn(c, L, ps, n);
+        return;
+    }
+    if (n == 0) return;
+    const size_t E = (size_t)c->model->n_embd;
+    for (int i = 0; i < n; i++) {
+        const int t = c->row_token[i] - ps->t_first;
+        memcpy(c->x_gather + i * E, c->x + t * E, sizeof(float) * E);
+        c->pos_gather[i] = c->pos[t];
+    }
+    float *x = c->x;
+    int *pos = c->pos;
+    c->x = c->x_gather;
+    c->pos = c->pos_gather;
+    fn(c, L, ps, n);
+    c->x = x;
+    c->pos = pos;
+    for (int i = 0; i < n; i++)
+        memcpy(c->x + (c->row_token[i] - ps->t_first) * E, c->x_gather + i * E, sizeof(float) * E);
+}
+
+/* The plan's per-token mask of layer il for this batch, or NULL. */
+static const bool *batch_mask(const pass *ps, const bool *mask, int il) {
+    return mask ? mask + (size_t)il * ps->n_tokens + ps->t_first : NULL;
+}
+
+static void show(sf_context *c, const pass *ps, int il, sf_stage stage) {
+    if (ps->plan->on_stage) ps->plan->on_stage(ps->plan->user, il, stage, c->x, ps->T);
+}
+
+/* One block: attention then FFN, each for the tokens the plan routes through it. */
+static void layer_forward(sf_context *c, const pass *ps, int il) {
+    const sf_layer *L = &c->model->layers[il];
+    const sf_run_plan *p = ps->plan;
+    show(c, ps, il, SF_STAGE_INPUT);
+    if (L->attn != SF_ATTN_NONE && !(p->drop_attn && p->drop_attn[il]))
+        routed(c, ps, L, batch_mask(ps, p->skip_attn, il), attention_sublayer);
+    show(c, ps, il, SF_STAGE_AFTER_ATTN);
+    if (L->ffn != SF_FFN_NONE && !(p->drop_ffn && p->drop_ffn[il]))
+        routed(c, ps, L, batch_mask(ps, p->skip_ffn, il), ffn_sublayer);
+    show(c, ps, il, SF_STAGE_OUTPUT);
 }
 
 typedef struct {
     sf_context *c;
-    int first, n, T, logits_from; /* group layers first .. first + n - 1 */
-} par_job;
+    const pass *ps;
+    int first, n; /* group layers first .. first + n - 1 */
+} group_job;
 
-/* Members ith, ith + nth, ... of a parallel group, each on its shadow. */
-static void region_parallel(void *arg, int ith, int nth) {
-    par_job *pj = arg;
-    sf_context *c = pj->c;
-    const sf_model *m = c->model;
-    const size_t n = (size_t)pj->T * m->n_embd;
-    for (int k = ith; k < pj->n; k += nth) {
+/* Members ith, ith + nth, ... of a parallel group, each whole on one
+ * thread in its shadow context, from the group's input x0. */
+static void region_group(void *arg, int ith, int nth) {
+    group_job *g = arg;
+    sf_context *c = g->c;
+    const sf_run_plan *p = g->ps->plan;
+    const int T = g->ps->T;
+    for (int k = ith; k < g->n; k += nth) {
         sf_context *s = &c->shadow[k];
-        const sf_layer *J = &m->layers[pj->first + k];
-        memcpy(s->x, c->x0, sizeof(float) * n);
-        if (J->attn != SF_ATTN_NONE) attention_block(s, J, pj->T, NULL);
-        if (J->ffn != SF_FFN_NONE) {
-            const int n_out = pj->T - pj->logits_from;
-            ffn_block(s, J, pj->T, NULL, pj->first + k == m->n_layer - 1 && n_out > 0 ? n_out : pj->T);
-        }
+        const int il = g->first + k;
+        const sf_layer *L = &c->model->layers[il];
+        memcpy(s->x, c->x0, sizeof(float) * (size_t)T * c->model->n_embd);
+        if (L->attn != SF_ATTN_NONE && !(p->drop_attn && p->drop_attn[il])) attention_sublayer(s, L, g->ps, T);
+        if (L->ffn != SF_FFN_NONE && !(p->drop_ffn && p->drop_ffn[il])) ffn_sublayer(s, L, g->ps, T);
     }
 }
 
-int sf_forward(sf_context *c, const int32_t *tokens, int T, int logits_from) {
-    return sf_forward_ctl_run(c, tokens, T, logits_from, NULL);
+/* A parallel group: every member reads the group's input x0, then
+ * x = x0 + Σ (member output − x0), summed in layer order. */
+static void group_forward(sf_context *c, const pass *ps, int first, int last) {
+    const size_t n = (size_t)ps->T * c->model->n_embd;
+    show(c, ps, first, SF_STAGE_INPUT);
+    memcpy(c->x0, c->x, sizeof(float) * n);
+    group_job g = {.c = c, .ps = ps, .first = first, .n = last - first + 1};
+    sf_pool_run(c->pool, region_group, &g);
+    memset(c->xsum, 0, sizeof(float) * n);
+    for (int k = 0; k < g.n; k++)
+        for (size_t e = 0; e < n; e++) c->xsum[e] += c->shadow[k].x[e] - c->x0[e];
+    for (size_t e = 0; e < n; e++) c->x[e] = c->x0[e] + c->xsum[e];
+    show(c, ps, last, SF_STAGE_OUTPUT);
 }
 
-int sf_forward_ctl_run(sf_context *c, const int32_t *tokens, int T, int logits_from, const sf_forward_ctl *ctl) {
+/* logits = W_out · norm(x) for the last n_out tokens, soft-capped where the model says so. */
+static void lm_head(sf_context *c, int T, int n_out) {
     const sf_model *m = c->model;
+    sf_job jn = {.c = c, .T = T, .t0 = T - n_out, .norm_w = m->output_norm->data,
+                 .quant_kinds = kinds_for(m->output, NULL, NULL)};
+    sf_pool_run(c->pool, region_norm_quant, &jn);
+    matmul(c, n_out, m->output, c->logits, m->n_vocab, false, n_out);
+    if (m->final_logit_softcap > 0.0f) {
+        const float cap = m->final_logit_softcap;
+        for (int64_t i = 0; i < (int64_t)n_out * m->n_vocab; i++) c->logits[i] = tanhf(c->logits[i] / cap) * cap;
+    }
+}
+
+/* What a plan may not ask of this model. */
+static int check_plan(const sf_model *m, const sf_run_plan *p, int start, int end) {
+    if (start < 0 || start >= m->n_layer || (start > 0 && !p->x_start))
+        return sf_fail(SF_ERR_ARG, "run plan: start layer %d is not one of the %d layers, or has no input", start,
+                       m->n_layer);
+    if (end <= start || end > m->n_layer)
+        return sf_fail(SF_ERR_ARG, "run plan: end layer %d is not after start layer %d (of %d)", end, start,
+                       m->n_layer);
+    for (int il = start; il < end; il++) {
+        const sf_layer *L = &m->layers[il];
+        if (L->group_first == L->group_last) continue;
+        if (L->group_first < start || L->group_last >= end)
+            return sf_fail(SF_ERR_ARG, "run plan: layers %d-%d cut the parallel group %d-%d", start, end - 1,
+                           L->group_first, L->group_last);
+        if (p->skip_attn || p->skip_ffn || p->ffn_hidden)
+            return sf_fail(SF_ERR_UNSUPPORTED,
+                           "run plan: per-token routing and FFN hooks are not supported in parallel groups "
+                           "(layers %d-%d)", L->group_first, L->group_last);
+    }
+    return SF_OK;
+}
+
+int sf_forward(sf_context *c, const int32_t *tokens, int T, int logits_from, const sf_run_plan *plan) {
+    return sf_forward_part(c, tokens, T, logits_from, plan, 0, T);
+}
+
+int sf_forward_part(sf_context *c, const int32_t *tokens, int T, int logits_from, const sf_run_plan *plan, int t_first,
+                    int n_tokens) {
+    static const sf_run_plan dense;
+    const sf_model *m = c->model;
+    const sf_run_plan *p = plan ? plan : &dense;
+    const int start = p->start_layer, end = p->end_layer > 0 ? p->end_layer : m->n_layer;
+    int rc = check_plan(m, p, start, end);
+    if (rc) return rc;
+    const pass ps = {.plan = p, .T = T, .n_out = T - logits_from, .t_first = t_first, .n_tokens = n_tokens};
+
     for (int t = 0; t < T; t++) {
         c->tokens[t] = tokens[t];
         c->pos[t] = c->n_past + t;
     }
-    const int start = ctl ? ctl->start_layer : 0;
-    if (start > 0) memcpy(c->x, ctl->x_start, sizeof(float) * (size_t)T * m->n_embd);
+    /* cells of positions >= n_past are stale (a pass that did not advance n_past) */
+    for (int s = 0; s < m->n_kv_layers; s++) sf_kv_cells_truncate(&c->kv_cells[s], c->n_past);
+    if (start > 0) memcpy(c->x, p->x_start, sizeof(float) * (size_t)T * m->n_embd);
     else {
         sf_job je = {.c = c, .T = T};
         sf_pool_run(c->pool, region_embed, &je);
     }
 
-    /* A post-norm'ed sub-block output waits in c->tmp and is added to the
-     * residual at the start of the next region that reads x. */
-    const float *pending = NULL;
-    const int end = ctl && ctl->end_layer > 0 ? ctl->end_layer : m->n_layer;
-    for (int il = start; il < end; il++) {
+    for (int il = start; il < end;) {
         const sf_layer *L = &m->layers[il];
-        if (L->parallel_last > il && !ctl && !c->serial) {
-            /* the group's blocks all read x, each whole block on one thread
-             * (its own shadow context): one region for the group; then the
-             * contributions are summed in layer order */
-            const size_t n = (size_t)T * m->n_embd;
-            memcpy(c->x0, c->x, sizeof(float) * n);
-            par_job pj = {.c = c, .first = il, .n = L->parallel_last - il + 1, .T = T, .logits_from = logits_from};
-            sf_pool_run(c->pool, region_parallel, &pj);
-            memset(c->xsum, 0, sizeof(float) * n);
-            for (int k = 0; k < pj.n; k++)
-                for (size_t e = 0; e < n; e++) c->xsum[e] += c->shadow[k].x[e] - c->x0[e];
-            for (size_t e = 0; e < n; e++) c->x[e] = c->x0[e] + c->xsum[e];
-            il = L->parallel_last;
-            continue;
+        if (L->group_last > il) {
+            group_forward(c, &ps, il, L->group_last);
+            il = L->group_last + 1;
+        } else {
+            layer_forward(c, &ps, il);
+            il++;
         }
-        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, SF_STAGE_INPUT, c->x, T);
-        if (L->attn != SF_ATTN_NONE && !(ctl && ctl->skip_attn && ctl->skip_attn[il])) {
-            attention_block(c, L, T, pending);
-            pending = L->attn_post_norm ? L->attn_post_norm->data : NULL;
-        }
-        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, SF_STAGE_AFTER_ATTN, c->x, T);
-        if (L->ffn != SF_FFN_NONE && !(ctl && ctl->skip_ffn && ctl->skip_ffn[il])) {
-            const int n_out = T - logits_from;
-            ffn_block(c, L, T, pending, il == m->n_layer - 1 && n_out > 0 ? n_out : T);
-            pending = L->ffn_post_norm ? L->ffn_post_norm->data : NULL;
-        }
-        if (ctl && ctl->on_stage) ctl->on_stage(ctl->user, il, SF_STAGE_OUTPUT, c->x, T);
     }
 
-    if (end < m->n_layer) {
-        c->n_logits = 0;
-        return SF_OK;
-    }
-    /* final norm and LM head for tokens [logits_from, T) */
-    const int n_out = T - logits_from;
-    c->n_logits = n_out;
-    if (n_out <= 0) {
-        if (pending) { /* still fold the pending output into x for consistency */
-            sf_job jp = {.c = c, .T = T, .src = pending};
-            sf_pool_run(c->pool, region_norm_quant, &jp);
-        }
-        return SF_OK;
-    }
-    if (pending) { /* add the last sub-block's output for all tokens */
-        sf_job jp = {.c = c, .T = T, .src = pending};
-        sf_pool_run(c->pool, region_norm_quant, &jp);
-    }
-    sf_job jn = {.c = c, .T = T, .t0 = logits_from, .norm_w = m->output_norm->data,
-                 .quant_kinds = 1u << weight_kind(m->output)};
-    sf_pool_run(c->pool, region_norm_quant, &jn);
-    const sf_gguf_tensor *w[1] = {m->output};
-    float *o[1] = {c->logits};
-    int64_t s[1] = {m->n_vocab};
-    run_matmul(c, n_out, 1, w, o, s, false);
-    if (m->final_logit_softcap > 0.0f) {
-        const float cap = m->final_logit_softcap;
-        for (int64_t i = 0; i < (int64_t)n_out * m->n_vocab; i++) c->logits[i] = tanhf(c->logits[i] / cap) * cap;
-    }
+    c->n_logits = end == m->n_layer && ps.n_out > 0 ? ps.n_out : 0;
+    if (c->n_logits > 0) lm_head(c, T, ps.n_out);
     return SF_OK;
 }

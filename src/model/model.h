@@ -33,8 +33,11 @@ typedef struct {
     const sf_gguf_tensor *attn_norm, *wq, *wk, *wv, *wo;  /* wq/wk/wv NULL for linear attention */
     const sf_gguf_tensor *q_norm, *k_norm, *attn_post_norm; /* gemma3 only */
     const sf_gguf_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down, *ffn_post_norm;
-    int parallel_last;       /* first block of a parallel group (sparsefuse.parallel_blocks):
-                              * the group's last layer; else -1 */
+    /* The parallel group this block runs in (sparsefuse.parallel_blocks: all
+     * members read the group's input, their contributions are summed):
+     * layers group_first..group_last; both are the block's own index when it
+     * runs alone. */
+    int group_first, group_last;
 } sf_layer;
 
 struct sf_model {

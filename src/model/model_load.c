@@ -275,7 +275,7 @@ static int load_tensors(sf_model *m) {
  * consecutive blocks that run on the same input, their contributions summed
  * (FFN Fusion's block parallelization; written by `sparsefuse fuse`). */
 static int load_parallel_groups(sf_model *m) {
-    for (int il = 0; il < m->n_layer; il++) m->layers[il].parallel_last = -1;
+    for (int il = 0; il < m->n_layer; il++) m->layers[il].group_first = m->layers[il].group_last = il;
     sf_gguf_vtype et;
     uint64_t n = 0;
     const void *data = NULL;
@@ -295,7 +295,10 @@ static int load_parallel_groups(sf_model *m) {
             if (m->layers[il].attn_post_norm || m->layers[il].ffn_post_norm)
                 return sf_fail(SF_ERR_UNSUPPORTED, "parallel blocks with post-norms (layer %lld) are not supported",
                                (long long)il);
-        m->layers[a].parallel_last = (int)b;
+        for (int64_t il = a; il <= b; il++) {
+            m->layers[il].group_first = (int)a;
+            m->layers[il].group_last = (int)b;
+        }
         prev_last = (int)b;
     }
     return SF_OK;
