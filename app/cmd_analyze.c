@@ -54,7 +54,7 @@ int cmd_analyze(int argc, char **argv) {
         "and as the KL divergence of the next-token distribution when only it is removed;\n"
         "and ||h(x)||/||x||. Costs one forward pass per chunk plus three per layer (each\n"
         "starting at that layer). Writes DIR/analysis.json, CSV tables, PNG heatmaps and\n"
-        "DIR/index.html. llama-style models (no post-norms).",
+        "DIR/index.html. llama, deci and gemma3 models.",
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;

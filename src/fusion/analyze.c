@@ -234,10 +234,6 @@ static int run_chunk(sf_context *c, acc_t *a, const int32_t *toks, int64_t *pass
 int sf_analyze(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_analyze_params *p, sf_analysis *out) {
     if (!m || !tokens || !p || !out) return sf_fail(SF_ERR_ARG, "analyze: null argument");
     memset(out, 0, sizeof *out);
-    for (int l = 0; l < m->n_layer; l++)
-        if (m->layers[l].attn_post_norm || m->layers[l].ffn_post_norm)
-            return sf_fail(SF_ERR_UNSUPPORTED, "analyze: models with post-norms (%s) are not supported yet",
-                           m->arch_name);
     if (p->n_ctx < 2) return sf_fail(SF_ERR_ARG, "analyze: chunk size %d is too small", p->n_ctx);
     if (p->n_tokens < 2) return sf_fail(SF_ERR_ARG, "analyze: %lld tokens is too few", (long long)p->n_tokens);
     const int64_t want = p->n_tokens < n_avail ? p->n_tokens : n_avail;
