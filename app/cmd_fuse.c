@@ -121,8 +121,8 @@ int cmd_fuse(int argc, char **argv) {
     float heal_ridge = 1e-2f, fuse_max_m = 0.0f;
     const arg_spec args[] = {
         {"-m", "--model", ARG_STR, &model, "FILE",
-         "source GGUF, llama or deci (default: " APP_DEFAULT_MODEL " if present, else $SF_MODEL)", 0, 0, NULL},
-        {"-o", "--output", ARG_STR, &output, "FILE", "the deci GGUF to write (required; replaced if it exists)", 0, 0,
+         "source GGUF, llama, deci or gemma3 (default: " APP_DEFAULT_MODEL " if present, else $SF_MODEL)", 0, 0, NULL},
+        {"-o", "--output", ARG_STR, &output, "FILE", "the GGUF to write (required; replaced if it exists)", 0, 0,
          NULL},
         {NULL, "--drop-attn", ARG_STR, &drop, "LIST", "remove the attention of these layers, e.g. 3,5,7-12 (not layer 0)",
          0, 0, NULL},
@@ -186,6 +186,11 @@ int cmd_fuse(int argc, char **argv) {
         "                into the group's ffn_down (re-quantized to its type).\n"
         "Members whose tensor types differ are re-quantized to the first\n"
         "member's type, with a warning. The plan is recorded under sparsefuse.fusion.*.\n"
+        "gemma3 sources (post-norms: each member's output is normed before it is added, so\n"
+        "FFNs cannot be merged) keep their architecture and layer numbers: --drop-attn\n"
+        "removes attention and its post-norm, and each --fuse range runs as a parallel group\n"
+        "of FFN-only blocks, x + sum_j post_norm_j(FFN_j(norm_j(x))). llama.cpp cannot run\n"
+        "such a file; it is marked sparsefuse.only and fuse says so.\n"
         "The file is written atomically (nothing is left behind on error or Ctrl-C).\n"
         "Progress and the summary go to stderr.",
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
@@ -333,13 +338,17 @@ int cmd_fuse(int argc, char **argv) {
     char groups[512];
     format_ranges(fuse_r, n_fuse, groups, sizeof groups);
     fprintf(stderr,
-            "sparsefuse fuse: wrote %s in %.1f s: %d -> %d layers; attention removed in %d; %d FFN group%s fused "
+            "sparsefuse fuse: wrote %s in %.1f s: %d -> %d layers; attention removed in %d; %d FFN group%s %s "
             "(%d layers%s%s, norm %s); %d tensors, %.1f MiB%s\n",
-            heal_file ? "the unhealed model" : output, app_now() - t0, r.n_layer_in, r.n_layer_out, r.n_attn_dropped, r.n_groups, r.n_groups == 1 ? "" : "s",
-            r.n_fused_layers, n_fuse ? ": " : "", groups, sf_fuse_norm_name(norm_v), r.n_tensors,
+            heal_file ? "the unhealed model" : output, app_now() - t0, r.n_layer_in, r.n_layer_out, r.n_attn_dropped,
+            r.n_groups, r.n_groups == 1 ? "" : "s", r.sparsefuse_only ? "run as parallel FFN-only blocks" : "fused",
+            r.n_fused_layers, n_fuse ? ": " : "", groups, r.sparsefuse_only ? "each member's own" : sf_fuse_norm_name(norm_v), r.n_tensors,
             (double)r.data_bytes / 1048576.0, r.n_requantized ? "" : "; nothing re-quantized");
     if (r.n_requantized) fprintf(stderr, "sparsefuse fuse: %d fused tensors re-quantized (see above)\n", r.n_requantized);
-    if (n_par) fprintf(stderr, "sparsefuse fuse: %d parallel-block groups recorded\n", n_par);
+    if (r.n_parallel) fprintf(stderr, "sparsefuse fuse: %d parallel-block groups recorded\n", r.n_parallel);
+    if (r.sparsefuse_only)
+        fprintf(stderr, "sparsefuse fuse: note: %s runs in sparsefuse only (marked sparsefuse.only): llama.cpp's "
+                        "gemma3 has no attention-free layers and no parallel blocks\n", heal_file ? "the model" : output);
     if (heal_file) {
         exit_code = heal(&cmd, path, &plan, unhealed, output, heal_file, heal_tokens, heal_ridge, threads);
         unlink(unhealed);

@@ -18,6 +18,8 @@
 #include "fusion/fuse.h"
 #include "fusion/fuse_impl.h"
 #include "gguf/gguf.h"
+#include "model/context.h"
+#include "model/model.h"
 #include "sparsefuse.h"
 #include "tensor/types.h"
 
@@ -682,18 +684,105 @@ static void test_file_errors(void **state) {
                "No such file or directory");
     expect_msg(sf_fuse_write(path_in_dir("missing.gguf"), make_plan(&b, "", "", ""), out, NULL, NULL), SF_ERR_IO,
                "missing.gguf");
-    const char *gemma = sf_test_model_path(SF_TEST_GEMMA);
-    if (gemma) {
-        p = make_plan(&b, "", "", "");
-        p->n_layer = 18;
-        expect_msg(sf_fuse_write(gemma, p, out, NULL, NULL), SF_ERR_UNSUPPORTED, "gemma3 is not supported");
-        int n;
-        expect_msg(sf_fuse_source_layers(gemma, &n), SF_ERR_UNSUPPORTED, "post-FFN norms");
-    }
     int n = 0;
     assert_int_equal(sf_fuse_source_layers(src, &n), SF_OK);
     assert_int_equal(n, 30);
     assert_int_equal(dir_entries(), 0); /* nothing written, nothing left behind */
+}
+
+/* ---- gemma3 (post-norms) ------------------------------------------------------ */
+
+enum { G_T = 8 };
+
+/* The source model's pass with attention dropped in `drop`, stopped before
+ * layer `end` (end = n_layer: the logits), from x_start at layer `start`. */
+static void gemma_slice(sf_context *c, const int32_t *toks, const bool *drop, int start, const float *x_start,
+                        int end) {
+    sf_run_plan p = {.start_layer = start, .x_start = x_start, .end_layer = end, .drop_attn = drop};
+    assert_int_equal(sf_forward(c, toks, G_T, 0, &p), SF_OK);
+}
+
+/* Dropped attention and a fusion group run as parallel FFN-only blocks: the
+ * file keeps gemma3 and its numbering, is marked sparsefuse-only, and runs
+ * exactly as the source model does under the same plan, the group's members
+ * each from the group's input, their contributions summed. */
+static void test_gemma(void **state) {
+    (void)state;
+    const char *src = sf_test_model_path(SF_TEST_GEMMA);
+    if (!src) skip();
+    int n = 0;
+    assert_int_equal(sf_fuse_source_layers(src, &n), SF_OK);
+    assert_int_equal(n, 18);
+    const char *out = path_in_dir("gemma-fused.gguf");
+    plan_buf b;
+    sf_fuse_plan *p = make_plan(&b, "7,9,13-15", "13-15", "");
+    p->n_layer = 18;
+    sf_fuse_report r;
+    assert_int_equal(sf_fuse_write(src, p, out, NULL, &r), SF_OK);
+    assert_true(r.sparsefuse_only);
+    assert_int_equal(r.n_layer_out, 18);
+    assert_int_equal(r.n_parallel, 1);
+    assert_int_equal(r.n_attn_dropped, 5);
+    assert_int_equal(r.n_requantized, 0);
+
+    sf_gguf *g;
+    assert_int_equal(sf_gguf_open(out, &g), SF_OK);
+    sf_gguf_str s;
+    assert_int_equal(sf_gguf_get_str(g, "general.architecture", &s), SF_OK);
+    assert_true(s.len == 6 && memcmp(s.ptr, "gemma3", 6) == 0);
+    assert_int_equal(sf_gguf_get_str(g, "sparsefuse.only", &s), SF_OK);
+    assert_int_equal(get_i32_at(g, "gemma3.attention.head_count", 7, NULL), 0);
+    assert_int_equal(get_i32_at(g, "gemma3.attention.head_count", 8, NULL), 4);
+    assert_int_equal(get_i32_at(g, "gemma3.attention.head_count_kv", 14, NULL), 0);
+    uint64_t np;
+    assert_int_equal(get_i32_at(g, "sparsefuse.parallel_blocks", 0, &np), 13);
+    assert_int_equal(np, 2);
+    assert_int_equal(get_i32_at(g, "sparsefuse.parallel_blocks", 1, NULL), 15);
+    assert_null(sf_gguf_find_tensor(g, "blk.7.attn_q.weight"));
+    assert_null(sf_gguf_find_tensor(g, "blk.7.attn_q_norm.weight"));
+    assert_null(sf_gguf_find_tensor(g, "blk.7.post_attention_norm.weight"));
+    assert_non_null(sf_gguf_find_tensor(g, "blk.7.post_ffw_norm.weight"));
+    assert_non_null(sf_gguf_find_tensor(g, "blk.8.post_attention_norm.weight"));
+    sf_gguf_close(g);
+
+    sf_model *ms = sf_model_load(src), *mf = sf_model_load(out);
+    assert_non_null(ms);
+    assert_non_null(mf);
+    assert_int_equal(mf->layers[14].attn, SF_ATTN_NONE);
+    assert_int_equal(mf->layers[14].group_first, 13);
+    assert_int_equal(mf->layers[14].group_last, 15);
+    const int E = ms->n_embd, V = ms->n_vocab;
+    int32_t toks[G_T];
+    for (int t = 0; t < G_T; t++) toks[t] = 1000 + 37 * t;
+    toks[0] = sf_token_bos(ms);
+    sf_context_params cp = sf_context_default_params();
+    cp.n_ctx = cp.n_batch = G_T;
+    cp.n_threads = 2;
+    sf_context *cs = sf_context_new(ms, &cp), *cf = sf_context_new(mf, &cp);
+    assert_non_null(cs);
+    assert_non_null(cf);
+    assert_int_equal(sf_forward(cf, toks, G_T, 0, NULL), SF_OK);
+
+    /* the reference: the source under the plan, the group by hand */
+    const size_t nx = (size_t)G_T * E;
+    float *x0 = malloc(sizeof(float) * nx), *sum = calloc(nx, sizeof(float)), *x = malloc(sizeof(float) * nx);
+    gemma_slice(cs, toks, b.drop, 0, NULL, 13);
+    memcpy(x0, cs->x, sizeof(float) * nx);
+    for (int j = 13; j <= 15; j++) {
+        gemma_slice(cs, toks, b.drop, j, x0, j + 1);
+        for (size_t e = 0; e < nx; e++) sum[e] += cs->x[e] - x0[e];
+    }
+    for (size_t e = 0; e < nx; e++) x[e] = x0[e] + sum[e];
+    gemma_slice(cs, toks, b.drop, 16, x, 18);
+    assert_memory_equal(cf->logits, cs->logits, sizeof(float) * (size_t)G_T * V);
+
+    free(x0);
+    free(sum);
+    free(x);
+    sf_context_free(cs);
+    sf_context_free(cf);
+    sf_model_free(ms);
+    sf_model_free(mf);
 }
 
 /* ---- the command -------------------------------------------------------------- */
@@ -742,6 +831,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_exact_folded, setup, teardown),
         cmocka_unit_test(test_mixed_types),
         cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gemma, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,17 @@
  *                                      on a shared input (llama.cpp ignores the key)
  *    (a key is left out when its list is empty).
  *
+ * A source with post-norms (gemma3: each sub-block's output goes through its
+ * own norm before the residual add) cannot be fused into one wide FFN: the
+ * members' outputs are normed separately. There the file keeps the gemma3
+ * architecture and its layer numbering (the sliding-window pattern depends
+ * on it), layers whose attention is dropped lose their attention tensors and
+ * post_attention_norm, and each fusion group becomes a parallel group of
+ * FFN-only blocks — FFN Fusion's form x + Σ_j post_norm_j(FFN_j(norm_j(x))).
+ * llama.cpp's gemma3 has no layers without attention nor parallel blocks, so
+ * the file is marked sparsefuse.only (a string saying why) and the report
+ * says so.
+ *
  * This header is internal for now; the lead moves the API to
  * include/sparsefuse_fusion.h later. */
 #ifndef SF_FUSION_FUSE_H
@@ -68,8 +79,7 @@ int sf_fuse_plan_validate(const sf_fuse_plan *plan, const int *n_head, const int
 int sf_fuse_plan_map(const sf_fuse_plan *plan, int *new_index, int *group_of);
 
 /* Opens a GGUF just to check its architecture is one the transform accepts
- * (llama, deci) and to read its layer count. Gemma 3 is rejected (its post-
- * norms do not fit the fused form), as is any other architecture. */
+ * (llama, deci, gemma3) and to read its layer count. */
 int sf_fuse_source_layers(const char *path, int *n_layer);
 
 /* ---- the transform -------------------------------------------------------- */
@@ -98,6 +108,7 @@ typedef struct {
     int n_requantized;    /* fused tensors that went through f32 (folding, mixed types, fused_type) */
     int n_tensors;        /* in the output file */
     uint64_t data_bytes;  /* tensor data in the output file */
+    bool sparsefuse_only; /* llama.cpp cannot run the file (a post-norm source; see the top of this file) */
 } sf_fuse_report;
 
 /* Writes the transformed model (see the top of this file) to out_gguf,

@@ -35,7 +35,7 @@ int sf_fuse_concat_rows(const sf_gguf_tensor *const *m, int k, int out_type, sf_
 
 void sf_fused_tensor_free(sf_fused_tensor *t);
 
-/* Checks general.architecture is llama or deci (gemma3 and others rejected
+/* Checks general.architecture is llama, deci or gemma3 (others rejected
  * with a message naming path); the name goes to arch[len]. */
 int sf_fuse_check_arch(const sf_gguf *g, const char *path, char *arch, size_t len);
 

@@ -190,14 +190,9 @@ int sf_fuse_check_arch(const sf_gguf *g, const char *path, char *arch, size_t le
     if (rc == SF_ERR_RANGE) return sf_fail(SF_ERR_FORMAT, "%s: missing key 'general.architecture'", path);
     if (rc) return sf_fail_context(rc, "%s", path);
     snprintf(arch, len, "%.*s", (int)(a.len < len ? a.len : len - 1), a.ptr);
-    if (a.len == 6 && memcmp(a.ptr, "gemma3", 6) == 0)
-        return sf_fail(SF_ERR_UNSUPPORTED,
-                       "%s: gemma3 is not supported: its post-attention and post-FFN norms do not fit the fused form "
-                       "(llama and deci models only)",
-                       path);
-    if (!(a.len == 5 && memcmp(a.ptr, "llama", 5) == 0) && !(a.len == 4 && memcmp(a.ptr, "deci", 4) == 0))
-        return sf_fail(SF_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (llama and deci models only)", path,
-                       (int)(a.len < 64 ? a.len : 64), a.ptr);
+    if (strcmp(arch, "llama") && strcmp(arch, "deci") && strcmp(arch, "gemma3"))
+        return sf_fail(SF_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (llama, deci and gemma3 only)",
+                       path, (int)(a.len < 64 ? a.len : 64), a.ptr);
     return SF_OK;
 }
 

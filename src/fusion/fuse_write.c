@@ -1,6 +1,7 @@
 /* sf_fuse_write: the source GGUF (llama or deci) -> a deci GGUF with dropped
- * attention, fused FFN groups and renumbered layers (see fuse.h and
- * ffn-fusion.md section 3.6). Tensors that do not change point into the
+ * attention, fused FFN groups and renumbered layers; a gemma3 source -> a
+ * sparsefuse-only gemma3 GGUF with dropped attention and parallel FFN groups
+ * (see fuse.h and ffn-fusion.md section 3.6). Tensors that do not change point into the
  * source mapping; only fused tensors are built in memory. */
 #include "fusion/fuse.h"
 
@@ -26,6 +27,7 @@ typedef struct {
     const char *path;
     sf_gguf *g;
     char arch[16];
+    bool post_norms;                 /* gemma3: sub-block outputs are normed before the residual add */
     int n_layer, n_embd;
     int *n_head, *n_head_kv, *n_ff; /* [n_layer] each, one allocation */
     int *tensor_layer;               /* [n_tensors] layer of blk.N.* tensors, -1 for the others */
@@ -67,6 +69,7 @@ static int source_open(const char *path, source *s) {
     int rc = sf_gguf_open(path, &s->g);
     if (rc) return rc;
     if ((rc = sf_fuse_check_arch(s->g, path, s->arch, sizeof s->arch))) return rc;
+    s->post_norms = strcmp(s->arch, "gemma3") == 0;
     uint32_t u;
     if ((rc = arch_u32(s, "block_count", &u))) return rc;
     if (u == 0 || u > 4096) return sf_fail(SF_ERR_FORMAT, "%s.block_count = %u is out of range", s->arch, u);
@@ -183,21 +186,22 @@ static int set_i32_arr(sf_gguf_writer *w, const char *key, const int32_t *v, int
 }
 
 static int write_metadata(sf_gguf_writer *w, const source *s, const sf_fuse_plan *p, const out_layers *o,
-                          const int *new_index) {
+                          const int *new_index, const sf_layer_range *parallel, int n_parallel, bool only) {
     const sf_gguf *g = s->g;
     const size_t alen = strlen(s->arch);
+    const char *out_arch = s->post_norms ? s->arch : "deci";
     bool have_k = false, have_v = false, have_rot = false, dropped_sf = false;
     int rc = SF_OK;
     for (int64_t i = 0; i < sf_gguf_n_kv(g) && !rc; i++) {
         const char *key = sf_gguf_key_at(g, i);
         if (strcmp(key, "general.architecture") == 0) {
-            rc = sf_gguf_writer_set_str(w, key, "deci");
+            rc = sf_gguf_writer_set_str(w, key, out_arch);
         } else if (strncmp(key, "sparsefuse.", 11) == 0) {
             dropped_sf = true; /* described the source's own numbering */
         } else if (strncmp(key, s->arch, alen) == 0 && key[alen] == '.') {
             const char *suffix = key + alen + 1;
             char nk[256];
-            snprintf(nk, sizeof nk, "deci.%s", suffix);
+            snprintf(nk, sizeof nk, "%s.%s", out_arch, suffix);
             if (strcmp(suffix, "block_count") == 0) rc = sf_gguf_writer_set_u32(w, nk, (uint32_t)o->n);
             else if (strcmp(suffix, "attention.head_count") == 0) rc = set_i32_arr(w, nk, o->head, o->n);
             else if (strcmp(suffix, "attention.head_count_kv") == 0) rc = set_i32_arr(w, nk, o->head_kv, o->n);
@@ -214,21 +218,36 @@ static int write_metadata(sf_gguf_writer *w, const source *s, const sf_fuse_plan
     if (dropped_sf) sf_log_warn("%s: its sparsefuse.* keys were not copied (they describe its own layer numbering)", s->path);
     /* head_count_kv may have been implicit; the head size must not be
      * derived from a layer that lost its heads */
-    if (!rc) rc = set_i32_arr(w, "deci.attention.head_count_kv", o->head_kv, o->n);
-    if (!rc && (!have_k || !have_v || !have_rot)) { /* llama's defaults, n_embd / n_head, made explicit */
-        int heads = 0;
-        for (int l = 0; l < s->n_layer && !heads; l++) heads = s->n_head[l];
-        if (heads <= 0 || s->n_embd % heads)
-            return sf_fail(SF_ERR_FORMAT, "cannot derive the head size (n_embd %d, first head count %d)", s->n_embd, heads);
-        uint32_t hd = (uint32_t)(s->n_embd / heads);
-        if (!have_k) rc = sf_gguf_writer_set_u32(w, "deci.attention.key_length", hd);
-        if (!rc && !have_v) rc = sf_gguf_writer_set_u32(w, "deci.attention.value_length", hd);
-        if (!rc && !have_rot) rc = sf_gguf_writer_set_u32(w, "deci.rope.dimension_count", hd);
+    char key[64];
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", out_arch);
+    if (!rc) rc = set_i32_arr(w, key, o->head_kv, o->n);
+    if (!rc && only)
+        rc = sf_gguf_writer_set_str(w, "sparsefuse.only",
+                                    "llama.cpp's gemma3 has no layers without attention and no parallel blocks");
+    if (!rc && (!have_k || !have_v || !have_rot)) {
+        /* llama.cpp's defaults made explicit: key_length = n_embd / n_head,
+         * value_length and rope.dimension_count = key_length */
+        uint32_t hd = 0;
+        if (have_k) rc = arch_u32(s, "attention.key_length", &hd);
+        else {
+            int heads = 0;
+            for (int l = 0; l < s->n_layer && !heads; l++) heads = s->n_head[l];
+            if (heads <= 0 || s->n_embd % heads)
+                return sf_fail(SF_ERR_FORMAT, "cannot derive the head size (n_embd %d, first head count %d)",
+                               s->n_embd, heads);
+            hd = (uint32_t)(s->n_embd / heads);
+        }
+        static const char *const what[3] = {"attention.key_length", "attention.value_length", "rope.dimension_count"};
+        const bool have[3] = {have_k, have_v, have_rot};
+        for (int i = 0; i < 3 && !rc; i++) {
+            snprintf(key, sizeof key, "%s.%s", out_arch, what[i]);
+            if (!have[i]) rc = sf_gguf_writer_set_u32(w, key, hd);
+        }
     }
     if (rc) return rc;
 
     /* the plan */
-    int32_t *v = malloc(sizeof *v * (size_t)(2 * (p->n_fuse + p->n_parallel) + s->n_layer + 1));
+    int32_t *v = malloc(sizeof *v * (size_t)(2 * (p->n_fuse + n_parallel) + s->n_layer + 1));
     if (!v) return sf_fail(SF_ERR_NOMEM, "out of memory");
     if (p->n_fuse > 0) {
         for (int k = 0; k < p->n_fuse; k++) { v[2 * k] = p->fuse[k].first; v[2 * k + 1] = p->fuse[k].last; }
@@ -240,12 +259,12 @@ static int write_metadata(sf_gguf_writer *w, const source *s, const sf_fuse_plan
         if (p->drop_attn && p->drop_attn[l]) v[nd++] = l;
     if (!rc && nd) rc = set_i32_arr(w, "sparsefuse.fusion.attn_dropped", v, nd);
     if (!rc) rc = set_i32_arr(w, "sparsefuse.fusion.source_layer", o->src_layer, o->n);
-    if (!rc && p->n_parallel > 0) {
-        for (int k = 0; k < p->n_parallel; k++) {
-            v[2 * k] = new_index[p->parallel[k].first];
-            v[2 * k + 1] = new_index[p->parallel[k].last];
+    if (!rc && n_parallel > 0) {
+        for (int k = 0; k < n_parallel; k++) {
+            v[2 * k] = new_index[parallel[k].first];
+            v[2 * k + 1] = new_index[parallel[k].last];
         }
-        rc = set_i32_arr(w, "sparsefuse.parallel_blocks", v, 2 * p->n_parallel);
+        rc = set_i32_arr(w, "sparsefuse.parallel_blocks", v, 2 * n_parallel);
     }
     free(v);
     return rc;
@@ -387,8 +406,9 @@ static int add_tensors(sf_gguf_writer *w, const source *s, const sf_fuse_plan *p
         bool drop = p->drop_attn && p->drop_attn[l];
         for (int64_t i = 0; i < nt && !rc; i++) {
             if (s->tensor_layer[i] != l) continue;
-            if (drop && strncmp(s->tensor_suffix[i], "attn_", 5) == 0) continue;
-            rc = add_renamed(w, sf_gguf_tensor_at(s->g, i), new_index[l], s->tensor_suffix[i], r);
+            const char *suf = s->tensor_suffix[i];
+            if (drop && (strncmp(suf, "attn_", 5) == 0 || strcmp(suf, "post_attention_norm.weight") == 0)) continue;
+            rc = add_renamed(w, sf_gguf_tensor_at(s->g, i), new_index[l], suf, r);
         }
     }
     return rc;
@@ -401,6 +421,25 @@ static bool same_file(const char *a, const char *b) {
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* A post-norm source keeps its numbering and runs each fusion group as a
+ * parallel group (see fuse.h): the output's parallel groups are the plan's
+ * and, there, its fusion groups, in layer order. *out is malloc'd. */
+static int output_parallel(const source *s, const sf_fuse_plan *p, sf_layer_range **out, int *n) {
+    const int nf = s->post_norms ? p->n_fuse : 0;
+    *n = 0;
+    *out = malloc(sizeof **out * (size_t)(p->n_parallel + nf + 1));
+    if (!*out) return sf_fail(SF_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < p->n_parallel; k++) (*out)[(*n)++] = p->parallel[k];
+    for (int k = 0; k < nf; k++) (*out)[(*n)++] = p->fuse[k];
+    for (int i = 1; i < *n; i++) /* insertion sort by first layer; validation made them disjoint */
+        for (int j = i; j > 0 && (*out)[j].first < (*out)[j - 1].first; j--) {
+            sf_layer_range t = (*out)[j];
+            (*out)[j] = (*out)[j - 1];
+            (*out)[j - 1] = t;
+        }
+    return SF_OK;
+}
+
 static int fuse_write(const source *s, const sf_fuse_plan *p, const char *out_path, const sf_fuse_options *opt,
                       sf_fuse_report *r) {
     if (p->n_layer != s->n_layer)
@@ -408,25 +447,36 @@ static int fuse_write(const source *s, const sf_fuse_plan *p, const char *out_pa
     int rc = sf_fuse_plan_validate(p, s->n_head, s->n_ff);
     if (rc) return rc;
     const int L = s->n_layer;
-    int *new_index = calloc((size_t)L * 2, sizeof *new_index);
+    int *new_index = calloc((size_t)L * 3, sizeof *new_index);
     if (!new_index) return sf_fail(SF_ERR_NOMEM, "out of memory");
-    int *group_of = new_index + L;
+    int *group_of = new_index + L, *in_fusion = new_index + 2 * L;
     out_layers o = {0};
     o.n = sf_fuse_plan_map(p, new_index, group_of);
+    for (int l = 0; l < L; l++) in_fusion[l] = group_of[l] >= 0;
+    if (s->post_norms) { /* nothing is merged: layers keep their numbers */
+        o.n = L;
+        for (int l = 0; l < L; l++) {
+            new_index[l] = l;
+            group_of[l] = -1;
+        }
+    }
+    sf_layer_range *parallel = NULL;
+    int n_parallel = 0;
+    rc = output_parallel(s, p, &parallel, &n_parallel);
     o.head = calloc((size_t)o.n * 4, sizeof *o.head);
     fused_store fs = {0};
     fs.n_groups = p->n_fuse;
     fs.t = calloc((size_t)p->n_fuse * 3 + 1, sizeof *fs.t);
     fs.ones = calloc((size_t)p->n_fuse + 1, sizeof *fs.ones);
     sf_gguf_writer *w = sf_gguf_writer_new();
-    if (!o.head || !fs.t || !fs.ones || !w) rc = sf_fail(SF_ERR_NOMEM, "out of memory");
+    if (!rc && (!o.head || !fs.t || !fs.ones || !w)) rc = sf_fail(SF_ERR_NOMEM, "out of memory");
     if (!rc) {
         o.head_kv = o.head + o.n;
         o.ff = o.head + 2 * o.n;
         o.src_layer = o.head + 3 * o.n;
         for (int l = 0; l < L; l++) {
             int ni = new_index[l];
-            bool drop = (p->drop_attn && p->drop_attn[l]) || group_of[l] >= 0;
+            bool drop = (p->drop_attn && p->drop_attn[l]) || in_fusion[l];
             if (group_of[l] < 0 || l == p->fuse[group_of[l]].first) o.src_layer[ni] = l;
             o.head[ni] = drop ? 0 : s->n_head[l];
             o.head_kv[ni] = drop ? 0 : s->n_head_kv[l];
@@ -437,15 +487,29 @@ static int fuse_write(const source *s, const sf_fuse_plan *p, const char *out_pa
         r->n_layer_out = o.n;
         r->n_groups = p->n_fuse;
         for (int g = 0; g < p->n_fuse; g++) r->n_fused_layers += p->fuse[g].last - p->fuse[g].first + 1;
-        r->n_parallel = p->n_parallel;
-        rc = write_metadata(w, s, p, &o, new_index);
+        r->n_parallel = n_parallel;
+        for (int l = 0; l < L; l++) r->sparsefuse_only |= s->post_norms && o.head[new_index[l]] == 0;
+        r->sparsefuse_only |= s->post_norms && n_parallel > 0;
+        rc = write_metadata(w, s, p, &o, new_index, parallel, n_parallel, r->sparsefuse_only);
     }
-    if (!rc) rc = add_tensors(w, s, p, new_index, group_of, opt, &fs, r);
+    /* with post-norms the fused members are written as they are, minus attention */
+    sf_fuse_plan as_written = *p;
+    bool *drop = NULL;
+    if (!rc && s->post_norms) {
+        drop = calloc((size_t)L, sizeof *drop);
+        if (!drop) rc = sf_fail(SF_ERR_NOMEM, "out of memory");
+        for (int l = 0; drop && l < L; l++) drop[l] = (p->drop_attn && p->drop_attn[l]) || in_fusion[l];
+        as_written.drop_attn = drop;
+        as_written.n_fuse = 0;
+    }
+    if (!rc) rc = add_tensors(w, s, &as_written, new_index, group_of, opt, &fs, r);
     if (!rc && opt->progress) opt->progress("writing", 0, (int64_t)r->data_bytes, opt->user);
     if (!rc) rc = sf_gguf_writer_finish(w, out_path);
     if (!rc && opt->progress) opt->progress("writing", (int64_t)r->data_bytes, (int64_t)r->data_bytes, opt->user);
     sf_gguf_writer_free(w);
     fused_store_free(&fs);
+    free(drop);
+    free(parallel);
     free(o.head);
     free(new_index);
     return rc;

@@ -118,6 +118,12 @@ int sf_heal_fit(const char *src_gguf, const char *fused_gguf, const sf_fuse_plan
         sf_model_free(src);
         return sf_fail_context(SF_ERR_IO, "heal");
     }
+    if (src->layers[0].attn_post_norm || src->layers[0].ffn_post_norm) {
+        sf_model_free(src);
+        sf_model_free(fused);
+        return sf_fail(SF_ERR_UNSUPPORTED, "heal: models with post-norms (%s) run fusion groups as parallel blocks, "
+                                           "which healing does not support", src->arch_name);
+    }
     const int E = src->n_embd, G_n = plan->n_fuse;
     int *new_index = malloc(sizeof(int) * (size_t)plan->n_layer);
     int *group_of_fused = malloc(sizeof(int) * (size_t)fused->n_layer);

@@ -123,6 +123,9 @@ static int load_hparams(sf_model *m) {
         rc = sf_gguf_get_u32_per_layer(g, key, m->n_layer, n_ff);
         if (rc == SF_ERR_RANGE) rc = sf_fail(SF_ERR_FORMAT, "missing hyperparameter '%s'", key);
     }
+    /* gemma3 files written by `sparsefuse fuse` may drop attention (fuse.h) */
+    sf_gguf_str only = {0};
+    const bool sparsefuse_only = sf_gguf_get_str(g, "sparsefuse.only", &only) == SF_OK;
     int first_heads = 0;
     for (int il = 0; !rc && il < m->n_layer; il++) {
         if (n_head[il] > 4096 || n_head_kv[il] > n_head[il] || n_ff[il] > (1u << 22)) {
@@ -135,8 +138,11 @@ static int load_hparams(sf_model *m) {
                          n_head[il], n_head_kv[il]);
             break;
         }
-        if (m->arch != SF_ARCH_DECI && (n_head[il] == 0 || n_head_kv[il] == 0 || n_ff[il] == 0)) {
-            rc = sf_fail(SF_ERR_FORMAT, "layer %d: zero head or FFN count is only valid in deci models", il);
+        if (m->arch != SF_ARCH_DECI && (n_head[il] == 0 || n_head_kv[il] == 0 || n_ff[il] == 0) &&
+            !(m->arch == SF_ARCH_GEMMA3 && sparsefuse_only && n_head[il] == 0 && n_head_kv[il] == 0 && n_ff[il])) {
+            rc = sf_fail(SF_ERR_FORMAT,
+                         "layer %d: zero head or FFN count is only valid in deci models (and attention-free layers "
+                         "in gemma3 files `sparsefuse fuse` wrote)", il);
             break;
         }
         m->layers[il].n_head = (int)n_head[il];
@@ -291,10 +297,6 @@ static int load_parallel_groups(sf_model *m) {
                            "sparsefuse.parallel_blocks: group %lld-%lld is not an ascending, disjoint range of at "
                            "least 2 of the %d layers",
                            (long long)a, (long long)b, m->n_layer);
-        for (int64_t il = a; il <= b; il++)
-            if (m->layers[il].attn_post_norm || m->layers[il].ffn_post_norm)
-                return sf_fail(SF_ERR_UNSUPPORTED, "parallel blocks with post-norms (layer %lld) are not supported",
-                               (long long)il);
         for (int64_t il = a; il <= b; il++) {
             m->layers[il].group_first = (int)a;
             m->layers[il].group_last = (int)b;
