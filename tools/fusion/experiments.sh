@@ -10,6 +10,8 @@
 # SF (build/sparsefuse), K (attention sub-blocks to drop, default 8),
 # TOKENS (analysis tokens, 512), CHUNKS (PPL chunks, 20), TASKS (HellaSwag, 200),
 # THREADS (2). Takes ~15-20 minutes on 2 cores.
+# A gemma3 model (post-norms) gets no folded-norm and no healed variant: its
+# fusion groups run as parallel FFN-only blocks (docs/ffn-fusion.md).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
@@ -28,19 +30,27 @@ echo "== analysis ($MODEL, ${TOKENS:-512} tokens of WikiText-2 valid)"
 "$SF" analyze -m "$MODEL" -f "$CALIB" --tokens "${TOKENS:-512}" -t "$T" -o "$OUT/analysis"
 
 echo "== variants"
+POST_NORMS=0
+"$SF" inspect -m "$MODEL" 2>/dev/null | grep -q 'architecture *"gemma3"' && POST_NORMS=1
+V=("$OUT/drop$K.gguf" "$OUT/drop$K-fuse.gguf")
 "$SF" fuse -m "$MODEL" -a "$OUT/analysis" --drop-attn "auto:$K" -o "$OUT/drop$K.gguf"
 "$SF" fuse -m "$MODEL" -a "$OUT/analysis" --drop-attn "auto:$K" --fuse auto -o "$OUT/drop$K-fuse.gguf"
-"$SF" fuse -m "$MODEL" -a "$OUT/analysis" --drop-attn "auto:$K" --fuse auto --norm folded \
-    -o "$OUT/drop$K-fuse-folded.gguf"
-"$SF" fuse -m "$MODEL" -a "$OUT/analysis" --drop-attn "auto:$K" --fuse auto --heal "$CALIB" \
-    --heal-tokens 4096 -t "$T" -o "$OUT/drop$K-fuse-heal.gguf"
+if [ "$POST_NORMS" = 0 ]; then
+    "$SF" fuse -m "$MODEL" -a "$OUT/analysis" --drop-attn "auto:$K" --fuse auto --norm folded \
+        -o "$OUT/drop$K-fuse-folded.gguf"
+    "$SF" fuse -m "$MODEL" -a "$OUT/analysis" --drop-attn "auto:$K" --fuse auto --heal "$CALIB" \
+        --heal-tokens 4096 -t "$T" -o "$OUT/drop$K-fuse-heal.gguf"
+    V+=("$OUT/drop$K-fuse-folded.gguf" "$OUT/drop$K-fuse-heal.gguf")
+fi
 for g in 1 2 3; do
     "$SF" fuse -m "$MODEL" -a "$OUT/analysis" --parallel-blocks "auto:$g" -o "$OUT/parallel$g.gguf"
+    V+=("$OUT/parallel$g.gguf")
 done
 
 echo "== comparison (WikiText-2 test, HellaSwag, speed)"
-"$SF" compare -m "$MODEL" -m "$OUT/drop$K.gguf" -m "$OUT/drop$K-fuse.gguf" -m "$OUT/drop$K-fuse-folded.gguf" \
-    -m "$OUT/drop$K-fuse-heal.gguf" -m "$OUT/parallel1.gguf" -m "$OUT/parallel2.gguf" -m "$OUT/parallel3.gguf" \
+MS=(-m "$MODEL")
+for v in "${V[@]}"; do MS+=(-m "$v"); done
+"$SF" compare "${MS[@]}" \
     -f "$TEST" --chunks "${CHUNKS:-20}" --hellaswag "$HS" --tasks "${TASKS:-200}" -r 3 -t "$T" \
     --csv "$OUT/results.csv" | tee "$OUT/results.md"
 echo "== done: $OUT/results.md, $OUT/analysis/index.html"
