@@ -28,6 +28,7 @@ typedef struct {
     int64_t out_stride[3];
     bool accumulate;
     int act_kind[3];
+    const float *bias[3];    /* [n_out] added to each output row, or NULL */
     /* row-wise regions */
     const float *src;        /* [T][src_n] */
     int src_n;
@@ -54,6 +55,8 @@ static sf_matrix matrix_of(const sf_gguf_tensor *t) {
     sf_matrix m = {t->data, t->type, t->ne[0], t->ne[1], 0, 0};
     return m;
 }
+
+static const float *bias_of(const sf_gguf_tensor *t) { return t ? t->data : NULL; }
 
 static int weight_kind(const sf_gguf_tensor *t) { return act_kind(sf_type_ref(t->type)->vec_dot_type); }
 
@@ -128,9 +131,13 @@ static void region_matmul(void *arg, int ith, int nth) {
     for (int i = 0; i < j->n_mats; i++) {
         const int64_t n = j->mats[i].n_out;
         const int64_t a = r0 > base ? r0 - base : 0, b = r1 - base < n ? r1 - base : n;
-        if (a < b)
+        if (a < b) {
             sf_matmul_rows(&j->mats[i], c->act.buf[j->act_kind[i]], c->act.stride[j->act_kind[i]], j->T,
                            j->outs[i], j->out_stride[i], j->accumulate, a, b);
+            if (j->bias[i])
+                for (int t = 0; t < j->T; t++)
+                    for (int64_t r = a; r < b; r++) j->outs[i][t * j->out_stride[i] + r] += j->bias[i][r];
+        }
         base += n;
     }
 }
@@ -327,13 +334,14 @@ static void attention_sublayer(sf_context *c, const sf_layer *L, const pass *ps,
         matmul(c, T, L->wo, o, E, o == c->x, T);
     } else {
         norm_quantize(c, T, L->attn_norm, kinds_for(L->wq, L->wk, L->wv));
-        /* q, k, v = Wq h, Wk h, Wv h: one region */
+        /* q, k, v = Wq h + bq, Wk h + bk, Wv h + bv: one region */
         sf_job jqkv = {.c = c, .T = T, .n_mats = 3,
                        .mats = {matrix_of(L->wq), matrix_of(L->wk), matrix_of(L->wv)},
                        .outs = {c->q, c->k, c->v},
                        .out_stride = {(int64_t)L->n_head * m->head_dim_k, (int64_t)L->n_head_kv * m->head_dim_k,
                                       (int64_t)L->n_head_kv * m->head_dim_v},
-                       .act_kind = {weight_kind(L->wq), weight_kind(L->wk), weight_kind(L->wv)}};
+                       .act_kind = {weight_kind(L->wq), weight_kind(L->wk), weight_kind(L->wv)},
+                       .bias = {bias_of(L->bq), bias_of(L->bk), bias_of(L->bv)}};
         run_region(c, region_matmul, &jqkv);
         /* the KV cells these tokens write and see */
         sf_kv_cells_append(&c->kv_cells[L->kv_slot], c->pos, T, L->swa ? m->n_swa : 0, c->cell, c->cell_lo);

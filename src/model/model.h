@@ -7,12 +7,10 @@
 #include <stdint.h>
 
 #include "gguf/gguf.h"
+#include "model/arch.h"
 #include "sparsefuse.h"
 #include "text/vocab.h"
 
-typedef enum { SF_ARCH_LLAMA, SF_ARCH_GEMMA3, SF_ARCH_DECI } sf_arch;
-typedef enum { SF_ROPE_NORMAL = 0, SF_ROPE_NEOX = 2 } sf_rope_type;
-typedef enum { SF_ACT_SILU, SF_ACT_GELU } sf_ffn_act;
 
 /* What a block's attention sub-block is: none (deci files, or dropped by
  * `fuse`), softmax attention over the KV cache, or deci's "linear
@@ -31,8 +29,12 @@ typedef struct {
     bool swa;                /* sliding-window attention layer */
     float rope_base;         /* this layer's RoPE base */
     const sf_gguf_tensor *attn_norm, *wq, *wk, *wv, *wo;  /* wq/wk/wv NULL for linear attention */
-    const sf_gguf_tensor *q_norm, *k_norm, *attn_post_norm; /* gemma3 only */
+    const sf_gguf_tensor *bq, *bk, *bv;                    /* biases of q/k/v, or NULL (qwen2) */
+    const sf_gguf_tensor *q_norm, *k_norm, *attn_post_norm; /* or NULL, as the architecture says */
     const sf_gguf_tensor *ffn_norm, *ffn_gate, *ffn_up, *ffn_down, *ffn_post_norm;
+    /* Row ranges of a fused tensor (phi3's attn_qkv, ffn_up with gate and
+     * up): wq, wk, wv, ffn_gate, ffn_up point here then. */
+    sf_gguf_tensor part[5];
     /* The parallel group this block runs in (sparsefuse.parallel_blocks: all
      * members read the group's input, their contributions are summed):
      * layers group_first..group_last; both are the block's own index when it
@@ -43,7 +45,7 @@ typedef struct {
 struct sf_model {
     sf_gguf *gguf;
     sf_vocab *vocab;
-    sf_arch arch;
+    const sf_arch_desc *arch;
     char arch_name[32];
     char *name;           /* general.name, owned */
     char *chat_template;  /* tokenizer.chat_template, owned, NULL if absent */
@@ -55,7 +57,9 @@ struct sf_model {
     float norm_eps;
     float rope_base, rope_freq_scale;
     sf_rope_type rope_type;
-    const float *rope_freq_factors;           /* [n_rot/2] divisors, or NULL */
+    const float *rope_freq_factors;           /* [n_rot/2] divisors, or NULL (phi3: the short factors) */
+    const float *rope_factors_long;           /* phi3: [n_rot/2] divisors for contexts beyond n_ctx_orig */
+    int n_ctx_orig;                           /* phi3: rope.scaling.original_context_length */
     float embd_scale;                         /* 1, or sqrt(n_embd) for gemma */
     float attn_scale;                         /* applied to q·k */
     bool attn_q_prescale;                     /* gemma3: q *= attn_scale after RoPE, as llama.cpp's graph does */

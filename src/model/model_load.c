@@ -72,12 +72,10 @@ static int load_arch(sf_model *m) {
     if (s.len >= sizeof m->arch_name) return sf_fail(SF_ERR_UNSUPPORTED, "unsupported architecture (name too long)");
     memcpy(m->arch_name, s.ptr, s.len);
     m->arch_name[s.len] = '\0';
-    if (!strcmp(m->arch_name, "llama")) m->arch = SF_ARCH_LLAMA;
-    else if (!strcmp(m->arch_name, "gemma3")) m->arch = SF_ARCH_GEMMA3;
-    else if (!strcmp(m->arch_name, "deci")) m->arch = SF_ARCH_DECI;
-    else
-        return sf_fail(SF_ERR_UNSUPPORTED, "unsupported architecture '%s' (supported: llama, gemma3, deci)",
-                       m->arch_name);
+    m->arch = sf_arch_find(m->arch_name);
+    if (!m->arch)
+        return sf_fail(SF_ERR_UNSUPPORTED, "unsupported architecture '%s' (supported: %s)", m->arch_name,
+                       sf_arch_names());
     return SF_OK;
 }
 
@@ -89,6 +87,12 @@ static char *dup_str(const sf_gguf *g, const char *key) {
     memcpy(r, s.ptr, s.len);
     r[s.len] = '\0';
     return r;
+}
+
+/* Whether layer il uses the sliding window: every layer (period 1), or all
+ * but the last of each period (gemma3: 5 local, then 1 global). */
+static bool window_layer(const sf_arch_desc *A, int il) {
+    return A->swa_period == 1 || (A->swa_period > 1 && il % A->swa_period != A->swa_period - 1);
 }
 
 static int load_hparams(sf_model *m) {
@@ -138,8 +142,8 @@ static int load_hparams(sf_model *m) {
                          n_head[il], n_head_kv[il]);
             break;
         }
-        if (m->arch != SF_ARCH_DECI && (n_head[il] == 0 || n_head_kv[il] == 0 || n_ff[il] == 0) &&
-            !(m->arch == SF_ARCH_GEMMA3 && sparsefuse_only && n_head[il] == 0 && n_head_kv[il] == 0 && n_ff[il])) {
+        if (!m->arch->zero_blocks && (n_head[il] == 0 || n_head_kv[il] == 0 || n_ff[il] == 0) &&
+            !(sparsefuse_only && n_head[il] == 0 && n_head_kv[il] == 0 && n_ff[il])) {
             rc = sf_fail(SF_ERR_FORMAT,
                          "layer %d: zero head or FFN count is only valid in deci models (and attention-free layers "
                          "in gemma3 files `sparsefuse fuse` wrote)", il);
@@ -195,33 +199,66 @@ static int load_hparams(sf_model *m) {
             m->rope_freq_scale = 1.0f / factor; /* older files: factor without a type means linear */
         }
     }
-    m->embd_scale = 1.0f;
+    const sf_arch_desc *A = m->arch;
+    m->embd_scale = A->embd_scale ? sqrtf((float)m->n_embd) : 1.0f;
     m->attn_scale = 1.0f / sqrtf((float)m->head_dim_k);
-    m->rope_type = SF_ROPE_NORMAL;
-    m->ffn_act = SF_ACT_SILU;
-    if (m->arch == SF_ARCH_GEMMA3) {
-        m->embd_scale = sqrtf((float)m->n_embd);
-        m->attn_q_prescale = true;
-        m->rope_type = SF_ROPE_NEOX;
-        m->ffn_act = SF_ACT_GELU;
+    m->attn_q_prescale = A->q_prescale;
+    m->rope_type = A->rope;
+    m->ffn_act = A->act;
+    if (A->swa_period > 0) {
         uint32_t swa = 0;
         if ((rc = key_u32(m, g, "attention.sliding_window", &swa, false))) return rc;
         m->n_swa = (int)swa;
-        if ((rc = key_f32(m, g, "final_logit_softcapping", &m->final_logit_softcap))) return rc;
-        if (m->n_swa > 0) m->final_logit_softcap = 0.0f; /* llama.cpp applies it only without SWA */
     }
+    if ((rc = key_f32(m, g, "final_logit_softcapping", &m->final_logit_softcap))) return rc;
+    if (A->softcap_without_swa && m->n_swa > 0) m->final_logit_softcap = 0.0f; /* as llama.cpp */
     int slot = 0;
     for (int il = 0; il < m->n_layer; il++) {
         sf_layer *L = &m->layers[il];
         L->rope_base = m->rope_base;
-        /* gemma3: 5 sliding-window layers, then 1 global (llama.cpp's pattern 6) */
-        if (m->arch == SF_ARCH_GEMMA3 && m->n_swa > 0 && il % 6 < 5) {
+        /* window layers: all, or all but the last of each period (gemma3: 5 local, 1 global) */
+        if (m->n_swa > 0 && window_layer(A, il)) {
             L->swa = true;
-            L->rope_base = 10000.0f;
+            if (A->swa_rope_base > 0) L->rope_base = A->swa_rope_base;
         }
         L->kv_slot = L->attn == SF_ATTN_DENSE ? slot++ : -1;
     }
     m->n_kv_layers = slot;
+    return SF_OK;
+}
+
+static int layer_bias(const sf_model *m, int il, const char *what, int64_t n, const sf_gguf_tensor **out) {
+    char name[96];
+    snprintf(name, sizeof name, "blk.%d.%s.bias", il, what);
+    return get_tensor(m, name, n, 0, true, false, out);
+}
+
+/* Rows [r0, r0 + n) of matrix t, as a tensor of their own in *part (a row
+ * range of a row-major matrix is contiguous, also in quantized blocks). */
+static const sf_gguf_tensor *row_part(sf_gguf_tensor *part, const sf_gguf_tensor *t, int64_t r0, int64_t n) {
+    const size_t rb = sf_type_row_bytes(t->type, t->ne[0]);
+    *part = *t;
+    part->ne[1] = n;
+    part->nbytes = rb * (size_t)n;
+    part->offset = t->offset + rb * (size_t)r0;
+    part->data = (const uint8_t *)t->data + rb * (size_t)r0;
+    return part;
+}
+
+/* RoPE frequency divisors: llama 3's rope_freqs.weight, or phi3's LongRoPE
+ * pair (the short factors for contexts up to n_ctx_orig, the long ones beyond). */
+static int rope_factors(sf_model *m) {
+    const int64_t n = m->n_rot / 2;
+    const char *names[3] = {"rope_freqs.weight", "rope_factors_short.weight", "rope_factors_long.weight"};
+    const float **dst[3] = {&m->rope_freq_factors, &m->rope_freq_factors, &m->rope_factors_long};
+    for (int i = 0; i < 3; i++) {
+        if (i == 0 ? !m->arch->rope_freqs : !m->arch->longrope) continue;
+        const sf_gguf_tensor *t = sf_gguf_find_tensor(m->gguf, names[i]);
+        if (!t) continue;
+        if (t->type != SF_TYPE_F32 || t->ne[0] != n || t->ne[1] != 1)
+            return sf_fail(SF_ERR_FORMAT, "tensor '%s' must be F32 {%lld}", names[i], (long long)n);
+        *dst[i] = t->data;
+    }
     return SF_OK;
 }
 
@@ -237,41 +274,59 @@ static int load_tensors(sf_model *m) {
     if ((rc = get_tensor(m, "output_norm.weight", E, 0, true, false, &m->output_norm))) return rc;
     if ((rc = get_tensor(m, "output.weight", E, m->n_vocab, false, true, &m->output))) return rc;
     if (!m->output) m->output = m->token_embd; /* tied embeddings */
-    const sf_gguf_tensor *rf = sf_gguf_find_tensor(m->gguf, "rope_freqs.weight");
-    if (rf) {
-        if (rf->type != SF_TYPE_F32 || rf->ne[0] != m->n_rot / 2 || rf->ne[1] != 1)
-            return sf_fail(SF_ERR_FORMAT, "tensor 'rope_freqs.weight' must be F32 {%d}", m->n_rot / 2);
-        m->rope_freq_factors = rf->data;
-    }
+    if ((rc = rope_factors(m))) return rc;
+    const sf_arch_desc *A = m->arch;
     const int64_t hk = m->head_dim_k, hv = m->head_dim_v;
     for (int il = 0; il < m->n_layer; il++) {
         sf_layer *L = &m->layers[il];
+        const int64_t nq = L->n_head * hk, nk = L->n_head_kv * hk, nv = L->n_head_kv * hv;
         if (L->attn != SF_ATTN_NONE) {
             if ((rc = layer_tensor(m, il, "attn_norm", E, 0, true, false, &L->attn_norm))) return rc;
+            if (L->attn == SF_ATTN_DENSE && A->fused_qkv) {
+                const sf_gguf_tensor *qkv;
+                if ((rc = layer_tensor(m, il, "attn_qkv", E, nq + nk + nv, true, true, &qkv))) return rc;
+                L->wq = row_part(&L->part[0], qkv, 0, nq);
+                L->wk = row_part(&L->part[1], qkv, nq, nk);
+                L->wv = row_part(&L->part[2], qkv, nq + nk, nv);
+            } else if (L->attn == SF_ATTN_DENSE) {
+                if ((rc = layer_tensor(m, il, "attn_q", E, nq, true, true, &L->wq))) return rc;
+                if ((rc = layer_tensor(m, il, "attn_k", E, nk, true, true, &L->wk))) return rc;
+                if ((rc = layer_tensor(m, il, "attn_v", E, nv, true, true, &L->wv))) return rc;
+            }
             if (L->attn == SF_ATTN_DENSE) {
-                if ((rc = layer_tensor(m, il, "attn_q", E, L->n_head * hk, true, true, &L->wq))) return rc;
-                if ((rc = layer_tensor(m, il, "attn_k", E, L->n_head_kv * hk, true, true, &L->wk))) return rc;
-                if ((rc = layer_tensor(m, il, "attn_v", E, L->n_head_kv * hv, true, true, &L->wv))) return rc;
                 if ((rc = layer_tensor(m, il, "attn_output", L->n_head * hv, E, true, true, &L->wo))) return rc;
             } else { /* deci "linear attention": h = x + Wo·norm(x) */
                 if ((rc = layer_tensor(m, il, "attn_output", E, E, true, true, &L->wo))) return rc;
             }
-            if (m->arch == SF_ARCH_GEMMA3) {
+            if (L->attn == SF_ATTN_DENSE && A->qkv_bias) {
+                if ((rc = layer_bias(m, il, "attn_q", nq, &L->bq))) return rc;
+                if ((rc = layer_bias(m, il, "attn_k", nk, &L->bk))) return rc;
+                if ((rc = layer_bias(m, il, "attn_v", nv, &L->bv))) return rc;
+            }
+            if (L->attn == SF_ATTN_DENSE && A->qk_norm) {
                 if ((rc = layer_tensor(m, il, "attn_q_norm", hk, 0, true, false, &L->q_norm))) return rc;
                 if ((rc = layer_tensor(m, il, "attn_k_norm", hk, 0, true, false, &L->k_norm))) return rc;
-                if ((rc = layer_tensor(m, il, "post_attention_norm", E, 0, true, false, &L->attn_post_norm))) return rc;
             }
+            if (A->post_norms &&
+                (rc = layer_tensor(m, il, "post_attention_norm", E, 0, true, false, &L->attn_post_norm)))
+                return rc;
         }
         if (L->ffn == SF_FFN_DENSE) {
             if ((rc = layer_tensor(m, il, "ffn_norm", E, 0, true, false, &L->ffn_norm))) return rc;
-            if ((rc = layer_tensor(m, il, "ffn_gate", E, L->n_ff, true, true, &L->ffn_gate))) return rc;
-            if ((rc = layer_tensor(m, il, "ffn_up", E, L->n_ff, true, true, &L->ffn_up))) return rc;
+            if (A->fused_gate_up) {
+                const sf_gguf_tensor *gu;
+                if ((rc = layer_tensor(m, il, "ffn_up", E, 2 * (int64_t)L->n_ff, true, true, &gu))) return rc;
+                L->ffn_gate = row_part(&L->part[3], gu, 0, L->n_ff);
+                L->ffn_up = row_part(&L->part[4], gu, L->n_ff, L->n_ff);
+            } else {
+                if ((rc = layer_tensor(m, il, "ffn_gate", E, L->n_ff, true, true, &L->ffn_gate))) return rc;
+                if ((rc = layer_tensor(m, il, "ffn_up", E, L->n_ff, true, true, &L->ffn_up))) return rc;
+            }
             if ((rc = layer_tensor(m, il, "ffn_down", L->n_ff, E, true, true, &L->ffn_down))) return rc;
-            if (m->arch == SF_ARCH_GEMMA3 &&
-                (rc = layer_tensor(m, il, "post_ffw_norm", E, 0, true, false, &L->ffn_post_norm)))
+            if (A->post_norms && (rc = layer_tensor(m, il, "post_ffw_norm", E, 0, true, false, &L->ffn_post_norm)))
                 return rc;
         }
-        if (m->arch == SF_ARCH_DECI && L->attn != SF_ATTN_NONE && L->ffn == SF_FFN_NONE)
+        if (A->zero_blocks && L->attn != SF_ATTN_NONE && L->ffn == SF_FFN_NONE)
             return sf_fail(SF_ERR_FORMAT, "layer %d has attention but no FFN, which llama.cpp skips entirely; not supported", il);
     }
     return SF_OK;

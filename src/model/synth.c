@@ -16,11 +16,13 @@
 
 #include "base/error.h"
 #include "gguf/gguf.h"
+#include "model/arch.h"
 #include "tensor/blocks.h"
 #include "tensor/types.h"
 
 typedef struct {
     const char *name;       /* --shape */
+    const char *arch;       /* general.architecture; its row of arch.h decides the optional tensors */
     const char *model_name; /* general.name */
     int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab;
     uint32_t n_ctx_train;
@@ -32,14 +34,21 @@ typedef struct {
 
 /* Llama-3.2-1B as in its config.json (context_length is the full 131072). */
 static const synth_shape g_shapes[] = {
-    {"llama-3.2-1b", "sparsefuse synthetic Llama-3.2-1B shape (random weights)", 2048, 16, 32, 8, 64, 8192,
+    {"llama-3.2-1b", "llama", "sparsefuse synthetic Llama-3.2-1B shape (random weights)", 2048, 16, 32, 8, 64, 8192,
      128256, 131072, 500000.0f, 1e-5f, 32.0f, 1.0f, 4.0f, 8192},
-    {"tiny", "sparsefuse synthetic tiny Llama shape (random weights)", 256, 2, 4, 2, 64, 768, 1000, 2048,
+    {"tiny", "llama", "sparsefuse synthetic tiny Llama shape (random weights)", 256, 2, 4, 2, 64, 768, 1000, 2048,
      500000.0f, 1e-5f, 32.0f, 1.0f, 4.0f, 8192},
+    /* one tiny model per further architecture, for parity tests against llama.cpp */
+    {"tiny-qwen2", "qwen2", "sparsefuse synthetic tiny Qwen2 shape (random weights)", 128, 2, 4, 2, 32, 256, 512,
+     4096, 1000000.0f, 1e-6f, 0, 0, 0, 0},
+    {"tiny-qwen3", "qwen3", "sparsefuse synthetic tiny Qwen3 shape (random weights)", 128, 2, 4, 2, 64, 256, 512,
+     4096, 1000000.0f, 1e-6f, 0, 0, 0, 0},
+    {"tiny-phi3", "phi3", "sparsefuse synthetic tiny Phi-3 shape (random weights)", 128, 2, 4, 4, 32, 256, 512,
+     131072, 10000.0f, 1e-5f, 0, 0, 0, 4096},
 };
 enum { N_SHAPES = sizeof g_shapes / sizeof g_shapes[0] };
 
-static const char *const g_shape_names[] = {"llama-3.2-1b", "tiny", NULL};
+static const char *const g_shape_names[] = {"llama-3.2-1b", "tiny", "tiny-qwen2", "tiny-qwen3", "tiny-phi3", NULL};
 
 const char *const *sf_synth_shape_names(void) { return g_shape_names; }
 
@@ -85,7 +94,15 @@ static bool use_more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || 
 
 /* ------------------------------------------------------------ tensors */
 
-typedef enum { T_MATRIX, T_NORM, T_ROPE_FREQS } tkind;
+typedef enum {
+    T_MATRIX,      /* random quantized weights, std 1/sqrt(fan_in) */
+    T_NORM,        /* all ones */
+    T_NORM_RANDOM, /* 1 ± 0.3 (q/k norms, so that they matter) */
+    T_BIAS,        /* uniform in ±0.5 */
+    T_ROPE_FREQS,  /* llama 3's long-context divisors */
+    T_ROPE_SHORT,  /* phi3 LongRoPE divisors, short and long contexts */
+    T_ROPE_LONG
+} tkind;
 
 typedef struct {
     char name[48];
@@ -97,15 +114,17 @@ typedef struct {
     size_t offset; /* into the data buffer */
 } tdesc;
 
-/* The tensor list in llama.cpp's usual order; *n gets the count. */
+/* The tensor list in llama.cpp's usual order, with the optional tensors
+ * the architecture's row names; *n gets the count. */
 static tdesc *plan_tensors(const synth_shape *s, const synth_type *ty, int *n) {
+    const sf_arch_desc *A = sf_arch_find(s->arch);
     const sf_type wtype = ty->base;
-    int cap = 3 + 9 * s->n_layer;
+    int cap = 4 + 16 * s->n_layer;
     tdesc *t = calloc((size_t)cap, sizeof *t);
     if (!t) return NULL;
     int k = 0;
     const int64_t E = s->n_embd, F = s->n_ff, Q = (int64_t)s->n_head * s->head_dim,
-                  KV = (int64_t)s->n_head_kv * s->head_dim;
+                  KV = (int64_t)s->n_head_kv * s->head_dim, hd = s->head_dim;
 #define ADD(kind_, type_, nd, e0, e1, ...)                                          \
     do {                                                                            \
         snprintf(t[k].name, sizeof t[k].name, __VA_ARGS__);                         \
@@ -116,18 +135,39 @@ static tdesc *plan_tensors(const synth_shape *s, const synth_type *ty, int *n) {
         t[k].ne[1] = e1;                                                            \
         k++;                                                                        \
     } while (0)
-    ADD(T_ROPE_FREQS, SF_TYPE_F32, 1, s->head_dim / 2, 1, "rope_freqs.weight");
+    if (A->rope_freqs) ADD(T_ROPE_FREQS, SF_TYPE_F32, 1, hd / 2, 1, "rope_freqs.weight");
+    if (A->longrope) {
+        ADD(T_ROPE_LONG, SF_TYPE_F32, 1, hd / 2, 1, "rope_factors_long.weight");
+        ADD(T_ROPE_SHORT, SF_TYPE_F32, 1, hd / 2, 1, "rope_factors_short.weight");
+    }
     ADD(T_MATRIX, ty->more_bits, 2, E, s->n_vocab, "token_embd.weight"); /* also the output matrix */
     for (int il = 0; il < s->n_layer; il++) {
-        ADD(T_NORM, SF_TYPE_F32, 1, E, 1, "blk.%d.attn_norm.weight", il);
-        ADD(T_MATRIX, wtype, 2, E, Q, "blk.%d.attn_q.weight", il);
-        ADD(T_MATRIX, wtype, 2, E, KV, "blk.%d.attn_k.weight", il);
         const sf_type more = use_more_bits(il, s->n_layer) ? ty->more_bits : wtype;
-        ADD(T_MATRIX, more, 2, E, KV, "blk.%d.attn_v.weight", il);
+        ADD(T_NORM, SF_TYPE_F32, 1, E, 1, "blk.%d.attn_norm.weight", il);
+        if (A->fused_qkv) {
+            ADD(T_MATRIX, wtype, 2, E, Q + 2 * KV, "blk.%d.attn_qkv.weight", il);
+        } else {
+            ADD(T_MATRIX, wtype, 2, E, Q, "blk.%d.attn_q.weight", il);
+            ADD(T_MATRIX, wtype, 2, E, KV, "blk.%d.attn_k.weight", il);
+            ADD(T_MATRIX, more, 2, E, KV, "blk.%d.attn_v.weight", il);
+        }
+        if (A->qkv_bias) {
+            ADD(T_BIAS, SF_TYPE_F32, 1, Q, 1, "blk.%d.attn_q.bias", il);
+            ADD(T_BIAS, SF_TYPE_F32, 1, KV, 1, "blk.%d.attn_k.bias", il);
+            ADD(T_BIAS, SF_TYPE_F32, 1, KV, 1, "blk.%d.attn_v.bias", il);
+        }
+        if (A->qk_norm) {
+            ADD(T_NORM_RANDOM, SF_TYPE_F32, 1, hd, 1, "blk.%d.attn_q_norm.weight", il);
+            ADD(T_NORM_RANDOM, SF_TYPE_F32, 1, hd, 1, "blk.%d.attn_k_norm.weight", il);
+        }
         ADD(T_MATRIX, wtype, 2, Q, E, "blk.%d.attn_output.weight", il);
         ADD(T_NORM, SF_TYPE_F32, 1, E, 1, "blk.%d.ffn_norm.weight", il);
-        ADD(T_MATRIX, wtype, 2, E, F, "blk.%d.ffn_gate.weight", il);
-        ADD(T_MATRIX, wtype, 2, E, F, "blk.%d.ffn_up.weight", il);
+        if (A->fused_gate_up) {
+            ADD(T_MATRIX, wtype, 2, E, 2 * F, "blk.%d.ffn_up.weight", il);
+        } else {
+            ADD(T_MATRIX, wtype, 2, E, F, "blk.%d.ffn_gate.weight", il);
+            ADD(T_MATRIX, wtype, 2, E, F, "blk.%d.ffn_up.weight", il);
+        }
         ADD(T_MATRIX, more, 2, F, E, "blk.%d.ffn_down.weight", il);
     }
     ADD(T_NORM, SF_TYPE_F32, 1, E, 1, "output_norm.weight");
@@ -221,8 +261,18 @@ static void fill_tensor(const synth_shape *s, const tdesc *t, uint8_t *data, uin
     if (t->kind == T_NORM) {
         float *f = (float *)data;
         for (int64_t i = 0; i < n; i++) f[i] = 1.0f;
+    } else if (t->kind == T_NORM_RANDOM || t->kind == T_BIAS) {
+        float *f = (float *)data;
+        const float base = t->kind == T_BIAS ? 0.0f : 1.0f, amp = t->kind == T_BIAS ? 0.5f : 0.3f;
+        for (int64_t i = 0; i < n; i++)
+            f[i] = base + amp * ((float)(splitmix64(&rng) >> 40) * (2.0f / 16777216.0f) - 1.0f);
     } else if (t->kind == T_ROPE_FREQS) {
         fill_rope_freqs(s, (float *)data);
+    } else if (t->kind == T_ROPE_SHORT || t->kind == T_ROPE_LONG) {
+        /* LongRoPE-like: 1 for the fastest pair rising smoothly to the slowest (short: 1.5, long: 12) */
+        float *f = (float *)data;
+        const float top = t->kind == T_ROPE_SHORT ? 1.5f : 12.0f;
+        for (int64_t i = 0; i < n; i++) f[i] = 1.0f + (top - 1.0f) * (float)i / (float)(n > 1 ? n - 1 : 1);
     } else {
         /* per-weight std 1/sqrt(fan_in): outputs of a normalized input stay
          * ~1; sqrt(13/12) is the RMS of the scale jitter */
@@ -299,29 +349,44 @@ done:
 
 /* ------------------------------------------------------------ metadata */
 
+static int arch_u32(sf_gguf_writer *w, const synth_shape *s, const char *suffix, uint32_t v) {
+    char key[96];
+    snprintf(key, sizeof key, "%s.%s", s->arch, suffix);
+    return sf_gguf_writer_set_u32(w, key, v);
+}
+
+static int arch_f32(sf_gguf_writer *w, const synth_shape *s, const char *suffix, float v) {
+    char key[96];
+    snprintf(key, sizeof key, "%s.%s", s->arch, suffix);
+    return sf_gguf_writer_set_f32(w, key, v);
+}
+
 static int set_metadata(sf_gguf_writer *w, const synth_shape *s, const synth_type *ty, uint64_t seed) {
     char desc[160];
     snprintf(desc, sizeof desc, "random weights from 'sparsefuse synth --shape %s --type %s --seed %" PRIu64
              "'; for speed measurements only", s->name, ty->name, seed);
     int rc;
-    if ((rc = sf_gguf_writer_set_str(w, "general.architecture", "llama")) ||
+    if ((rc = sf_gguf_writer_set_str(w, "general.architecture", s->arch)) ||
         (rc = sf_gguf_writer_set_str(w, "general.type", "model")) ||
         (rc = sf_gguf_writer_set_str(w, "general.name", s->model_name)) ||
         (rc = sf_gguf_writer_set_str(w, "general.description", desc)) ||
         (rc = sf_gguf_writer_set_u32(w, "general.file_type", ty->ftype)) ||
         (rc = sf_gguf_writer_set_u32(w, "general.quantization_version", 2)) ||
-        (rc = sf_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)s->n_layer)) ||
-        (rc = sf_gguf_writer_set_u32(w, "llama.context_length", s->n_ctx_train)) ||
-        (rc = sf_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)s->n_embd)) ||
-        (rc = sf_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)s->n_ff)) ||
-        (rc = sf_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)s->n_head)) ||
-        (rc = sf_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)s->n_head_kv)) ||
-        (rc = sf_gguf_writer_set_f32(w, "llama.rope.freq_base", s->rope_base)) ||
-        (rc = sf_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", s->norm_eps)) ||
-        (rc = sf_gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)s->head_dim)) ||
-        (rc = sf_gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)s->head_dim)) ||
-        (rc = sf_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)s->n_vocab)) ||
-        (rc = sf_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)s->head_dim)))
+        (rc = arch_u32(w, s, "block_count", (uint32_t)s->n_layer)) ||
+        (rc = arch_u32(w, s, "context_length", s->n_ctx_train)) ||
+        (rc = arch_u32(w, s, "embedding_length", (uint32_t)s->n_embd)) ||
+        (rc = arch_u32(w, s, "feed_forward_length", (uint32_t)s->n_ff)) ||
+        (rc = arch_u32(w, s, "attention.head_count", (uint32_t)s->n_head)) ||
+        (rc = arch_u32(w, s, "attention.head_count_kv", (uint32_t)s->n_head_kv)) ||
+        (rc = arch_f32(w, s, "rope.freq_base", s->rope_base)) ||
+        (rc = arch_f32(w, s, "attention.layer_norm_rms_epsilon", s->norm_eps)) ||
+        (rc = arch_u32(w, s, "attention.key_length", (uint32_t)s->head_dim)) ||
+        (rc = arch_u32(w, s, "attention.value_length", (uint32_t)s->head_dim)) ||
+        (rc = arch_u32(w, s, "vocab_size", (uint32_t)s->n_vocab)) ||
+        (rc = arch_u32(w, s, "rope.dimension_count", (uint32_t)s->head_dim)))
+        return rc;
+    if (sf_arch_find(s->arch)->longrope &&
+        (rc = arch_u32(w, s, "rope.scaling.original_context_length", s->rope_orig_ctx)))
         return rc;
     return set_vocab(w, s->n_vocab);
 }
@@ -355,7 +420,9 @@ int sf_synth_write(const char *path, const sf_synth_params *p, sf_synth_result *
     const synth_shape *s = NULL;
     for (int i = 0; i < N_SHAPES; i++)
         if (strcmp(shape_name, g_shapes[i].name) == 0) s = &g_shapes[i];
-    if (!s) return sf_fail(SF_ERR_ARG, "synth: unknown shape '%s' (known: llama-3.2-1b, tiny)", shape_name);
+    if (!s)
+        return sf_fail(SF_ERR_ARG, "synth: unknown shape '%s' (known: llama-3.2-1b, tiny, tiny-qwen2, tiny-qwen3, "
+                                   "tiny-phi3)", shape_name);
     const synth_type *ty = NULL;
     for (int i = 0; i < N_TYPES; i++)
         if (strcasecmp(type_name, g_types[i].name) == 0) ty = &g_types[i];

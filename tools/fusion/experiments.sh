@@ -9,7 +9,7 @@
 # Environment: MODEL (default models/SmolLM2-135M-Instruct.Q4_1.gguf),
 # SF (build/sparsefuse), K (attention sub-blocks to drop, default 8),
 # TOKENS (analysis tokens, 512), CHUNKS (PPL chunks, 20), TASKS (HellaSwag, 200),
-# THREADS (2). Takes ~15-20 minutes on 2 cores.
+# THREADS (2), REUSE_ANALYSIS (set: keep an existing OUT/analysis). Takes ~15-20 minutes on 2 cores.
 # A gemma3 model (post-norms) gets no folded-norm and no healed variant: its
 # fusion groups run as parallel FFN-only blocks (docs/ffn-fusion.md).
 set -euo pipefail
@@ -27,11 +27,16 @@ HS="$DATA/hellaswag_val_full.txt.bz2"
 mkdir -p "$OUT"
 
 echo "== analysis ($MODEL, ${TOKENS:-512} tokens of WikiText-2 valid)"
-"$SF" analyze -m "$MODEL" -f "$CALIB" --tokens "${TOKENS:-512}" -t "$T" -o "$OUT/analysis"
+if [ -n "${REUSE_ANALYSIS:-}" ] && [ -f "$OUT/analysis/analysis.json" ]; then
+    echo "(reusing $OUT/analysis)"
+else
+    "$SF" analyze -m "$MODEL" -f "$CALIB" --tokens "${TOKENS:-512}" -t "$T" -o "$OUT/analysis"
+fi
 
 echo "== variants"
+ARCH=$("$SF" inspect -m "$MODEL" 2>/dev/null | sed -n 's/^ *architecture *"\(.*\)"$/\1/p')
 POST_NORMS=0
-"$SF" inspect -m "$MODEL" 2>/dev/null | grep -q 'architecture *"gemma3"' && POST_NORMS=1
+[ "$ARCH" = gemma3 ] && POST_NORMS=1
 V=("$OUT/drop$K.gguf" "$OUT/drop$K-fuse.gguf")
 "$SF" fuse -m "$MODEL" -a "$OUT/analysis" --drop-attn "auto:$K" -o "$OUT/drop$K.gguf"
 "$SF" fuse -m "$MODEL" -a "$OUT/analysis" --drop-attn "auto:$K" --fuse auto -o "$OUT/drop$K-fuse.gguf"

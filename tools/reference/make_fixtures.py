@@ -11,6 +11,7 @@ the file formats and how to set up the environment.
 """
 
 import argparse
+import hashlib
 import ctypes
 import math
 import os
@@ -35,12 +36,23 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # thin wrappers over the C API
 # --------------------------------------------------------------------------
 
+def fnv1a64(data: bytes) -> int:
+    """64-bit FNV-1a, which the C tests recompute to know a synthetic model is the fixture's."""
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
 class Model:
-    def __init__(self, path, n_threads):
+    def __init__(self, path, n_threads, extra_bufts=True):
         L.llama_backend_init()
         self.path = path
         mparams = L.llama_model_default_params()
         mparams.n_gpu_layers = 0
+        # extra buffer types = weight repacking (REPACK) and, on CPUs with AMX,
+        # the AMX backend, which crashes in llama_decode on some hosts
+        mparams.use_extra_bufts = extra_bufts
         self.model = L.llama_model_load_from_file(path.encode(), mparams)
         if not self.model:
             sys.exit(f"make_fixtures: cannot load model {path}")
@@ -49,6 +61,11 @@ class Model:
         self.add_bos = bool(L.llama_vocab_get_add_bos(self.vocab))
         self.bos = L.llama_vocab_bos(self.vocab)
         self.n_threads = n_threads
+        self.extra_bufts = extra_bufts
+        with open(path, "rb") as f:
+            data = f.read()
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        self.fnv1a64 = fnv1a64(data) if len(data) <= (16 << 20) else None
         self.ctx = None
         self.ctx_size = 0
 
@@ -137,7 +154,8 @@ def header_lines(m: Model, name: str, what: str):
         f"# model {name}: {os.path.basename(m.path)}",
         f"# system_info: {info}",
         f"# n_threads {m.n_threads}",
-    ]
+    ] + ([] if m.extra_bufts else ["# extra buffer types off (no weight repacking, no AMX)"]) + (
+        [f"# model sha256 {m.sha256}"]) + ([f"# model fnv1a64 {m.fnv1a64:016x}"] if m.fnv1a64 is not None else [])
 
 
 def write_atomic(path, lines):
@@ -180,10 +198,10 @@ def make_tokenize(m: Model, name: str, out_dir: str):
 # (b) logits, (c) greedy
 # --------------------------------------------------------------------------
 
-def pick_stride(n_vocab: int) -> int:
-    # smallest power of two keeping <= 4096 strided ids (49152 -> 16, 262144 -> 64)
+def pick_stride(n_vocab: int, max_ids: int = 4096) -> int:
+    # smallest power of two keeping <= max_ids strided ids (4096: 49152 -> 16, 262144 -> 64)
     s = 1
-    while n_vocab // s > 4096:
+    while n_vocab // s > max_ids:
         s *= 2
     return s
 
@@ -199,8 +217,8 @@ def prompt_tokens(m: Model, prompts):
     return out
 
 
-def make_logits(m: Model, name: str, out_dir: str, prompts, n_top=32):
-    stride = pick_stride(m.n_vocab)
+def make_logits(m: Model, name: str, out_dir: str, prompts, n_top=32, max_ids=4096):
+    stride = pick_stride(m.n_vocab, max_ids)
     m.context(128, 128)
     lines = header_lines(m, name, "per-position logits")
     lines += [
@@ -349,6 +367,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures"))
     ap.add_argument("--what", default="tokenize,logits,greedy,perplexity")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--strided-ids", type=int, default=4096,
+                    help="at most this many strided logits per position in logits-NAME.txt (default 4096)")
+    ap.add_argument("--no-extra-bufts", action="store_true",
+                    help="no extra buffer types (weight repacking, AMX): llama.cpp's plain CPU kernels")
     ap.add_argument("--wikitext", default="/work/shared/data/wikitext-2/test.txt")
     ap.add_argument("--ppl-ctx", type=int, default=512)
     ap.add_argument("--ppl-chunks", type=int, default=0, help="max chunks (0 = all)")
@@ -360,13 +382,13 @@ def main():
     if unknown:
         ap.error(f"unknown --what: {','.join(sorted(unknown))}")
     os.makedirs(args.out, exist_ok=True)
-    m = Model(args.model, args.threads)
+    m = Model(args.model, args.threads, extra_bufts=not args.no_extra_bufts)
     print(f"model {args.name}: n_vocab {m.n_vocab} add_bos {m.add_bos} bos {m.bos}")
     prompts = cases.prompts(lambda s: len(m.tokenize(s.encode(), False, True)) == 1)
     if "tokenize" in what:
         make_tokenize(m, args.name, args.out)
     if "logits" in what:
-        make_logits(m, args.name, args.out, prompts)
+        make_logits(m, args.name, args.out, prompts, max_ids=args.strided_ids)
     if "greedy" in what:
         make_greedy(m, args.name, args.out, prompts)
     if "perplexity" in what:
