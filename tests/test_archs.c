@@ -79,11 +79,15 @@ static void check_arch(const char *arch) {
 
 static void test_qwen2(void **state) { (void)state; check_arch("qwen2"); }
 static void test_qwen3(void **state) { (void)state; check_arch("qwen3"); }
+/* original context 256: logits and greedy (contexts of 256) use the short
+ * LongRoPE factors, perplexity (512) the long ones */
+static void test_phi3(void **state) { (void)state; check_arch("phi3"); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qwen2),
         cmocka_unit_test(test_qwen3),
+        cmocka_unit_test(test_phi3),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,8 +12,8 @@ static const sf_arch_desc g_archs[] = {
      .softcap_without_swa = true},
     {.name = "qwen2", .rope = SF_ROPE_NEOX, .act = SF_ACT_SILU, .qkv_bias = true},
     {.name = "qwen3", .rope = SF_ROPE_NEOX, .act = SF_ACT_SILU, .qk_norm = true},
-    {.name = "phi3", .rope = SF_ROPE_NEOX, .act = SF_ACT_SILU, .fused_qkv = true, .fused_gate_up = true,
-     .longrope = true, .swa_period = 1},
+    {.name = "phi3", .rope = SF_ROPE_NEOX, .act = SF_ACT_SILU, .q_prescale = true, .fused_qkv = true,
+     .fused_gate_up = true, .longrope = true, .swa_period = 1},
 };
 
 const sf_arch_desc *sf_arch_find(const char *name) {

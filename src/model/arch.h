@@ -16,7 +16,7 @@ typedef struct {
     sf_ffn_act act;         /* FFN gate activation */
     bool embd_scale;        /* x = embedding · sqrt(n_embd) (gemma) */
     bool qk_norm;           /* attn_q_norm / attn_k_norm: RMS norm of each q/k head before RoPE */
-    bool q_prescale;        /* q *= 1/sqrt(head_dim) after RoPE instead of scaling q·k (gemma3's graph) */
+    bool q_prescale;        /* q *= 1/sqrt(head_dim) after RoPE instead of scaling q·k (gemma3's, phi3's graph) */
     bool post_norms;        /* post_attention_norm / post_ffw_norm on each sub-block's output */
     bool qkv_bias;          /* attn_q/k/v.bias added after the projections (qwen2) */
     bool fused_qkv;         /* one attn_qkv.weight: q rows, then k, then v (phi3) */

@@ -88,6 +88,8 @@ sf_context *sf_context_new(sf_model *m, const sf_context_params *params) {
     c->n_ctx = p.n_ctx;
     c->n_batch = p.n_batch;
     c->n_threads = p.n_threads;
+    /* LongRoPE: the long factors for contexts beyond the original one, as llama.cpp */
+    c->rope_factors = m->rope_factors_long && c->n_ctx > m->n_ctx_orig ? m->rope_factors_long : m->rope_freq_factors;
     c->pool = sf_pool_new(p.n_threads);
     if (!c->pool) { free(c); return NULL; }
 

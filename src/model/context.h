@@ -51,6 +51,7 @@ struct sf_context {
     float *attn_work; /* [n_threads][attn_work_floats] attention scratch */
     size_t attn_work_floats;
     int *pos;      /* [B] position of each token of the batch */
+    const float *rope_factors; /* [n_rot/2] RoPE divisors for this context's size, or NULL */
     int *cell, *cell_lo; /* [B] each: KV cell a token writes in the current layer, first cell it attends to */
     /* Per-token routing: the rows of the tokens that run a sub-block are
      * gathered into these and the sub-block runs on them as a batch. */

@@ -157,7 +157,7 @@ static void region_rope_store(void *arg, int ith, int nth) {
     for (int64_t i = i0; i < i1; i++) {
         const int t = (int)(i / heads), h = (int)(i % heads);
         const int p = c->pos[t];
-        sf_rope_table(cs, m->n_rot, p, L->rope_base, m->rope_freq_scale, m->rope_freq_factors);
+        sf_rope_table(cs, m->n_rot, p, L->rope_base, m->rope_freq_scale, c->rope_factors, m->rope_attn_factor);
         if (h < L->n_head) {
             float *q = c->q + ((size_t)t * L->n_head + h) * hk;
             if (L->q_norm) sf_rmsnorm(q, q, L->q_norm->data, hk, m->norm_eps);

@@ -60,6 +60,7 @@ struct sf_model {
     const float *rope_freq_factors;           /* [n_rot/2] divisors, or NULL (phi3: the short factors) */
     const float *rope_factors_long;           /* phi3: [n_rot/2] divisors for contexts beyond n_ctx_orig */
     int n_ctx_orig;                           /* phi3: rope.scaling.original_context_length */
+    float rope_attn_factor;                   /* rope.scaling.attn_factor: cos and sin scaled by it (1: none) */
     float embd_scale;                         /* 1, or sqrt(n_embd) for gemma */
     float attn_scale;                         /* applied to q·k */
     bool attn_q_prescale;                     /* gemma3: q *= attn_scale after RoPE, as llama.cpp's graph does */

@@ -200,6 +200,13 @@ static int load_hparams(sf_model *m) {
         }
     }
     const sf_arch_desc *A = m->arch;
+    m->rope_attn_factor = 1.0f;
+    if ((rc = key_f32(m, g, "rope.scaling.attn_factor", &m->rope_attn_factor))) return rc;
+    if (A->longrope) {
+        uint32_t orig = (uint32_t)m->n_ctx_train;
+        if ((rc = key_u32(m, g, "rope.scaling.original_context_length", &orig, false))) return rc;
+        m->n_ctx_orig = (int)orig;
+    }
     m->embd_scale = A->embd_scale ? sqrtf((float)m->n_embd) : 1.0f;
     m->attn_scale = 1.0f / sqrtf((float)m->head_dim_k);
     m->attn_q_prescale = A->q_prescale;

@@ -19,15 +19,15 @@ void sf_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
         for (int i = 0; i < n; i++) y[i] = x[i] * scale;
 }
 
-void sf_rope_table(float *cs, int n_rot, int pos, float base, float freq_scale, const float *factors) {
+void sf_rope_table(float *cs, int n_rot, int pos, float base, float freq_scale, const float *factors, float mscale) {
     /* ggml computes theta iteratively in f32: theta_{i+1} = theta_i * base^(-2/n_rot) */
     const float theta_scale = powf(base, -2.0f / (float)n_rot);
     float theta = (float)pos;
     for (int i = 0; i < n_rot / 2; i++) {
         const float ff = factors ? factors[i] : 1.0f;
         const float t = freq_scale * (theta / ff);
-        cs[2 * i] = cosf(t);
-        cs[2 * i + 1] = sinf(t);
+        cs[2 * i] = cosf(t) * mscale;
+        cs[2 * i + 1] = sinf(t) * mscale;
         theta *= theta_scale;
     }
 }

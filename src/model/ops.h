@@ -10,9 +10,10 @@
 /* y[n] = x / sqrt(mean(x²) + eps) * w  (w may be NULL); y may alias x. */
 void sf_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 
-/* Rotation table for one position: cs[2i] = cos, cs[2i+1] = sin of
- * pos * freq_scale * base^(-2i/n_rot) / factors[i], i < n_rot/2. */
-void sf_rope_table(float *cs, int n_rot, int pos, float base, float freq_scale, const float *factors);
+/* Rotation table for one position: cs[2i] = mscale·cos, cs[2i+1] = mscale·sin
+ * of pos * freq_scale * base^(-2i/n_rot) / factors[i], i < n_rot/2 (mscale:
+ * LongRoPE's attention factor, 1 elsewhere). */
+void sf_rope_table(float *cs, int n_rot, int pos, float base, float freq_scale, const float *factors, float mscale);
 /* Rotates one head vector x[head_dim] in place with the table. */
 void sf_rope_apply(float *x, const float *cs, int n_rot, sf_rope_type type);
 

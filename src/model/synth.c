@@ -43,8 +43,9 @@ static const synth_shape g_shapes[] = {
      4096, 1000000.0f, 1e-6f, 0, 0, 0, 0},
     {"tiny-qwen3", "qwen3", "sparsefuse synthetic tiny Qwen3 shape (random weights)", 128, 2, 4, 2, 64, 256, 512,
      4096, 1000000.0f, 1e-6f, 0, 0, 0, 0},
-    {"tiny-phi3", "phi3", "sparsefuse synthetic tiny Phi-3 shape (random weights)", 128, 2, 4, 4, 32, 256, 512,
-     131072, 10000.0f, 1e-5f, 0, 0, 0, 4096},
+    /* an original context of 256: contexts of 512 use the long LongRoPE factors */
+    {"tiny-phi3", "phi3", "sparsefuse synthetic tiny Phi 3 shape (random weights)", 128, 2, 4, 4, 32, 256, 512,
+     131072, 10000.0f, 1e-5f, 0, 0, 0, 256},
 };
 enum { N_SHAPES = sizeof g_shapes / sizeof g_shapes[0] };
 
@@ -385,8 +386,12 @@ static int set_metadata(sf_gguf_writer *w, const synth_shape *s, const synth_typ
         (rc = arch_u32(w, s, "vocab_size", (uint32_t)s->n_vocab)) ||
         (rc = arch_u32(w, s, "rope.dimension_count", (uint32_t)s->head_dim)))
         return rc;
+    /* LongRoPE as convert_hf_to_gguf writes it: the original context and the
+     * attention factor sqrt(1 + ln(n_ctx_train / orig) / ln(orig)) */
     if (sf_arch_find(s->arch)->longrope &&
-        (rc = arch_u32(w, s, "rope.scaling.original_context_length", s->rope_orig_ctx)))
+        ((rc = arch_u32(w, s, "rope.scaling.original_context_length", s->rope_orig_ctx)) ||
+         (rc = arch_f32(w, s, "rope.scaling.attn_factor",
+                        (float)sqrt(1.0 + log((double)s->n_ctx_train / s->rope_orig_ctx) / log(s->rope_orig_ctx))))))
         return rc;
     return set_vocab(w, s->n_vocab);
 }
