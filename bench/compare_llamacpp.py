@@ -49,7 +49,7 @@ FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # enum llama_flash_attn_type
 # the llama.cpp side (runs inside the venv's Python)
 # ---------------------------------------------------------------------------
 
-def llama_driver(model_path, n_threads, n_prompt, n_gen, seed, flash_attn, n_depth=0):
+def llama_driver(model_path, n_threads, n_prompt, n_gen, seed, flash_attn, n_depth=0, extra_bufts=True):
     """One process = one repetition of pp and tg, as llama-bench runs them.
 
     Prints one JSON object: pp_tps, tg_tps, baseline_rss_kib (this process
@@ -79,6 +79,7 @@ def llama_driver(model_path, n_threads, n_prompt, n_gen, seed, flash_attn, n_dep
     L.llama_backend_init()
     mparams = L.llama_model_default_params()
     mparams.n_gpu_layers = 0
+    mparams.use_extra_bufts = extra_bufts  # weight repacking and the AMX backend
     model = L.llama_model_load_from_file(model_path.encode(), mparams)
     if not model:
         sys.exit(f"llama driver: cannot load {model_path}")
@@ -210,7 +211,7 @@ def fail(engine, cmd, code, err):
 def run_llama(py, args, rep):
     cmd = [py, os.path.abspath(__file__), "--llama-driver", "-m", args.model, "-t", str(args.threads),
            "-p", str(args.n_prompt), "-n", str(args.n_gen), "-d", str(args.n_depth), "--seed", str(1000 + rep),
-           "--flash-attn", args.flash_attn]
+           "--flash-attn", args.flash_attn] + (["--no-extra-bufts"] if args.no_extra_bufts else [])
     code, out, err, rss = run_measured(cmd)
     if code != 0:
         fail("llama.cpp", cmd, code, err)
@@ -276,6 +277,9 @@ def print_table(args, llama, sf, bw):
           f"(each in its own process, engines alternating)")
     print(f"llama.cpp: llama-cpp-python {lv['version']}, flash attention {args.flash_attn}; "
           f"system_info: {lv['system_info']}")
+    if args.no_extra_bufts:
+        print("llama.cpp ran WITHOUT extra buffer types (--no-extra-bufts: no weight repacking, no AMX), "
+              "so it is slower than a default llama.cpp here")
     if bw:
         print(f"memory bandwidth (sparsefuse bench --bandwidth, copy, {bw['n_threads']} threads): "
               f"best {bw['gbps']:.2f} GB/s, median {bw['gbps_median']:.2f} GB/s")
@@ -326,13 +330,17 @@ def main():
     ap.add_argument("--flash-attn", choices=sorted(FLASH_ATTN), default="auto",
                     help="llama.cpp flash attention (default: auto, llama.cpp's context default, which is on "
                          "for the CPU backend; sparsefuse computes attention the same way)")
+    ap.add_argument("--no-extra-bufts", action="store_true",
+                    help="llama.cpp without extra buffer types (no weight repacking, no AMX backend): slower "
+                         "llama.cpp, for hosts where its AMX path crashes; the table says so")
     ap.add_argument("--csv", metavar="OUT", help="also write every repetition's numbers to this CSV file")
     ap.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--llama-driver", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.llama_driver:
-        llama_driver(args.model, args.threads, args.n_prompt, args.n_gen, args.seed, args.flash_attn, args.n_depth)
+        llama_driver(args.model, args.threads, args.n_prompt, args.n_gen, args.seed, args.flash_attn, args.n_depth,
+                     extra_bufts=not args.no_extra_bufts)
         return
     if args.reps < 1 or args.threads < 1 or args.n_prompt < 1 or args.n_gen < 1 or args.n_depth < 0:
         ap.error("-r, -t, -p and -n must be >= 1, -d >= 0")
