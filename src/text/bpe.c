@@ -6,29 +6,15 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "text/merge.h"
 #include "text/unicode.h"
 #include "text/vocab_impl.h"
 
 typedef struct {
-    int32_t prev, next; /* symbol indices, -1 at the ends */
-    uint32_t off, n;    /* bytes of the encoded word; n == 0 once merged away */
-} symbol;
-
-typedef struct {
-    int32_t rank, left, right;
-    uint32_t size; /* byte size of the pair when pushed: stale if it changed */
-} bigram;
-
-/* min-heap on (rank, left) */
-static bool before(const bigram *a, const bigram *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-typedef struct {
     uint32_t *cps;  uint16_t *flags; size_t cap_cps;   /* [cap_cps] */
     char *word; size_t cap_word;                        /* encoded word bytes */
-    symbol *sym; size_t cap_sym;
-    bigram *heap; size_t n_heap, cap_heap;
+    sf_symbol *sym; size_t cap_sym;
+    sf_merge_heap heap;
     sf_lens lens, tmp;
 } bpe_scratch;
 
@@ -43,41 +29,12 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return SF_OK;
 }
 
-static int heap_push(bpe_scratch *s, bigram b) {
-    if (grow((void **)&s->heap, &s->cap_heap, s->n_heap + 1, sizeof(bigram))) return SF_ERR_NOMEM;
-    size_t i = s->n_heap++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!before(&b, &s->heap[parent])) break;
-        s->heap[i] = s->heap[parent];
-        i = parent;
-    }
-    s->heap[i] = b;
-    return SF_OK;
-}
-
-static bigram heap_pop(bpe_scratch *s) {
-    bigram top = s->heap[0];
-    bigram last = s->heap[--s->n_heap];
-    size_t i = 0, n = s->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && before(&s->heap[c + 1], &s->heap[c])) c++;
-        if (!before(&s->heap[c], &last)) break;
-        s->heap[i] = s->heap[c];
-        i = c;
-    }
-    if (n > 0) s->heap[i] = last;
-    return top;
-}
-
 static int add_bigram(const sf_vocab *v, bpe_scratch *s, int32_t left, int32_t right) {
     if (left < 0 || right < 0) return SF_OK;
-    const symbol *l = &s->sym[left], *r = &s->sym[right];
+    const sf_symbol *l = &s->sym[left], *r = &s->sym[right];
     int32_t rank = sf_pairmap_find(&v->merges, v->merge_pool, s->word + l->off, l->n, s->word + r->off, r->n);
     if (rank < 0) return SF_OK;
-    return heap_push(s, (bigram){rank, left, right, l->n + r->n});
+    return sf_merge_push(&s->heap, (sf_merge){-(float)rank, left, right, l->n + r->n}); /* lowest rank first */
 }
 
 /* Merges one encoded word s->word[wlen] and appends its ids. */
@@ -87,30 +44,26 @@ static int merge_word(const sf_vocab *v, bpe_scratch *s, size_t wlen, sf_ids *ou
         if (id >= 0) return sf_ids_push(out, id);
     }
     size_t n_sym = 0;
-    if (grow((void **)&s->sym, &s->cap_sym, wlen, sizeof(symbol))) return SF_ERR_NOMEM;
+    if (grow((void **)&s->sym, &s->cap_sym, wlen, sizeof(sf_symbol))) return SF_ERR_NOMEM;
     for (size_t off = 0; off < wlen;) {
         size_t n = sf_utf8_len((uint8_t)s->word[off]);
         if (n > wlen - off) n = wlen - off;
-        s->sym[n_sym] = (symbol){(int32_t)n_sym - 1, -1, (uint32_t)off, (uint32_t)n};
+        s->sym[n_sym] = (sf_symbol){(int32_t)n_sym - 1, -1, (uint32_t)off, (uint32_t)n};
         off += n;
         if (off < wlen) s->sym[n_sym].next = (int32_t)n_sym + 1;
         n_sym++;
     }
-    s->n_heap = 0;
+    s->heap.n = 0;
     for (size_t i = 1; i < n_sym; i++)
         if (add_bigram(v, s, (int32_t)i - 1, (int32_t)i)) return SF_ERR_NOMEM;
-    while (s->n_heap > 0) {
-        bigram b = heap_pop(s);
-        symbol *l = &s->sym[b.left], *r = &s->sym[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) s->sym[r->next].prev = b.left;
+    while (s->heap.n > 0) {
+        const sf_merge b = sf_merge_pop(&s->heap);
+        if (!sf_merge_apply(s->sym, &b)) continue;
+        const sf_symbol *l = &s->sym[b.left];
         if (add_bigram(v, s, l->prev, b.left) || add_bigram(v, s, b.left, l->next)) return SF_ERR_NOMEM;
     }
     for (int32_t i = n_sym ? 0 : -1; i >= 0; i = s->sym[i].next) {
-        const symbol *sy = &s->sym[i];
+        const sf_symbol *sy = &s->sym[i];
         if (sy->n == 0) continue;
         int32_t id = sf_vocab_lookup(v, s->word + sy->off, sy->n);
         if (id >= 0) {
@@ -132,7 +85,7 @@ static void scratch_free(bpe_scratch *s) {
     free(s->flags);
     free(s->word);
     free(s->sym);
-    free(s->heap);
+    sf_merge_heap_free(&s->heap);
     free(s->lens.v);
     free(s->tmp.v);
 }

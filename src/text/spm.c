@@ -8,73 +8,22 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "text/merge.h"
 #include "text/unicode.h"
 #include "text/vocab_impl.h"
 
 typedef struct {
-    int32_t prev, next;
-    uint32_t off, n; /* n == 0 once merged into its left neighbour */
-} symbol;
-
-typedef struct {
-    float score;
-    int32_t left, right;
-    uint32_t size;
-} bigram;
-
-/* max-heap on score, then min on left */
-static bool before(const bigram *a, const bigram *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-typedef struct {
-    symbol *sym;
-    bigram *heap;
-    size_t n_heap, cap_heap;
+    sf_symbol *sym;
+    sf_merge_heap heap;
 } spm_scratch;
-
-static int heap_push(spm_scratch *s, bigram b) {
-    if (s->n_heap == s->cap_heap) {
-        size_t cap = s->cap_heap ? s->cap_heap * 2 : 64;
-        bigram *nh = realloc(s->heap, cap * sizeof(*nh));
-        if (!nh) return sf_fail(SF_ERR_NOMEM, "out of memory in the SPM tokenizer");
-        s->heap = nh;
-        s->cap_heap = cap;
-    }
-    size_t i = s->n_heap++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!before(&b, &s->heap[parent])) break;
-        s->heap[i] = s->heap[parent];
-        i = parent;
-    }
-    s->heap[i] = b;
-    return SF_OK;
-}
-
-static bigram heap_pop(spm_scratch *s) {
-    bigram top = s->heap[0];
-    bigram last = s->heap[--s->n_heap];
-    size_t i = 0, n = s->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && before(&s->heap[c + 1], &s->heap[c])) c++;
-        if (!before(&s->heap[c], &last)) break;
-        s->heap[i] = s->heap[c];
-        i = c;
-    }
-    if (n > 0) s->heap[i] = last;
-    return top;
-}
 
 static int try_bigram(const sf_vocab *v, spm_scratch *s, const char *text, int32_t left, int32_t right) {
     if (left < 0 || right < 0) return SF_OK;
-    const symbol *l = &s->sym[left], *r = &s->sym[right];
+    const sf_symbol *l = &s->sym[left], *r = &s->sym[right];
     uint32_t size = l->n + r->n; /* r follows l directly in the text */
     int32_t id = sf_vocab_lookup(v, text + l->off, size);
     if (id < 0) return SF_OK;
-    return heap_push(s, (bigram){v->scores[id], left, right, size});
+    return sf_merge_push(&s->heap, (sf_merge){v->scores[id], left, right, size}); /* highest score first */
 }
 
 /* llama.cpp byte_to_token for SPM: "<0xXX>", else the byte itself. */
@@ -92,7 +41,7 @@ int sf_spm_tokenize(const sf_vocab *v, const char *raw, size_t raw_len, sf_ids *
     spm_scratch s = {0};
     int rc = SF_OK;
     char *text = malloc(raw_len * 3 + 1);
-    s.sym = malloc((raw_len + 1) * sizeof(symbol));
+    s.sym = malloc((raw_len + 1) * sizeof(sf_symbol));
     if (!text || !s.sym) {
         rc = sf_fail(SF_ERR_NOMEM, "out of memory tokenizing %zu bytes", raw_len);
         goto done;
@@ -110,21 +59,17 @@ int sf_spm_tokenize(const sf_vocab *v, const char *raw, size_t raw_len, sf_ids *
     for (size_t off = 0; off < len;) {
         size_t n = sf_utf8_len((uint8_t)text[off]);
         if (n > len - off) n = len - off;
-        s.sym[n_sym] = (symbol){n_sym - 1, -1, (uint32_t)off, (uint32_t)n};
+        s.sym[n_sym] = (sf_symbol){n_sym - 1, -1, (uint32_t)off, (uint32_t)n};
         off += n;
         if (off < len) s.sym[n_sym].next = n_sym + 1;
         n_sym++;
     }
     for (int32_t i = 1; i < n_sym; i++)
         if ((rc = try_bigram(v, &s, text, i - 1, i))) goto done;
-    while (s.n_heap > 0) {
-        bigram b = heap_pop(&s);
-        symbol *l = &s.sym[b.left], *r = &s.sym[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue; /* stale */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) s.sym[r->next].prev = b.left;
+    while (s.heap.n > 0) {
+        const sf_merge b = sf_merge_pop(&s.heap);
+        if (!sf_merge_apply(s.sym, &b)) continue;
+        const sf_symbol *l = &s.sym[b.left];
         if ((rc = try_bigram(v, &s, text, l->prev, b.left))) goto done;
         if ((rc = try_bigram(v, &s, text, b.left, l->next))) goto done;
     }
@@ -132,7 +77,7 @@ int sf_spm_tokenize(const sf_vocab *v, const char *raw, size_t raw_len, sf_ids *
      * reverse-merge re-segmentation never applies: a symbol is either a
      * token or falls back to bytes. */
     for (int32_t i = n_sym ? 0 : -1; i >= 0; i = s.sym[i].next) {
-        const symbol *sy = &s.sym[i];
+        const sf_symbol *sy = &s.sym[i];
         int32_t id = sf_vocab_lookup(v, text + sy->off, sy->n);
         if (id >= 0) {
             if ((rc = sf_ids_push(out, id))) goto done;
@@ -146,6 +91,6 @@ int sf_spm_tokenize(const sf_vocab *v, const char *raw, size_t raw_len, sf_ids *
 done:
     free(text);
     free(s.sym);
-    free(s.heap);
+    sf_merge_heap_free(&s.heap);
     return rc;
 }
