@@ -15,19 +15,6 @@
 #include "sparsefuse_eval.h"
 #include "testutil.h"
 
-static char g_dir[64];
-
-static int setup(void **state) {
-    (void)state;
-    return sf_test_mkdtemp(g_dir, sizeof g_dir, "archs");
-}
-
-static int teardown(void **state) {
-    (void)state;
-    sf_test_rm_tree(g_dir);
-    return 0;
-}
-
 static uint64_t fnv1a64(const unsigned char *p, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
@@ -39,7 +26,7 @@ static const char *write_model(const char *arch) {
     static char path[128];
     char shape[32], fx[64];
     snprintf(shape, sizeof shape, "tiny-%s", arch);
-    snprintf(path, sizeof path, "%s/%s.gguf", g_dir, shape);
+    snprintf(path, sizeof path, "%s/%s.gguf", sf_test_scratch(), shape);
     sf_synth_params p = sf_synth_default_params();
     p.shape = shape;
     p.type = "q8_0";
@@ -89,5 +76,5 @@ int main(void) {
         cmocka_unit_test(test_qwen3),
         cmocka_unit_test(test_phi3),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, sf_test_scratch_setup, sf_test_scratch_teardown);
 }

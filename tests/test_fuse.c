@@ -25,38 +25,6 @@
 
 #define N_LAYER 30 /* SmolLM2-135M */
 
-static char g_dir[64];
-
-static int setup(void **state) {
-    (void)state;
-    return sf_test_mkdtemp(g_dir, sizeof g_dir, "fuse");
-}
-
-static int teardown(void **state) {
-    (void)state;
-    sf_test_rm_tree(g_dir);
-    return 0;
-}
-
-static const char *path_in_dir(const char *name) {
-    static char p[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", g_dir, name);
-    return p[k];
-}
-
-static int dir_entries(void) {
-    DIR *d = opendir(g_dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
-
 static void expect_msg(int rc, int want_rc, const char *want) {
     if (rc != want_rc || !strstr(sf_last_error(), want))
         fail_msg("got %d '%s', expected %d with '%s'", rc, sf_last_error(), want_rc, want);
@@ -269,7 +237,7 @@ static float *decode_last(const char *path, int *n_vocab, int *n_layer, const ch
 static void test_write_and_run(void **state) {
     (void)state;
     const char *src = model_or_skip();
-    const char *out = path_in_dir("fused.gguf");
+    const char *out = sf_test_scratch_path("fused.gguf");
     plan_buf b;
     sf_fuse_report r;
     assert_int_equal(sf_fuse_write(src, make_plan(&b, "8-12,20", "8-11", "22-23"), out, NULL, &r), SF_OK);
@@ -279,7 +247,7 @@ static void test_write_and_run(void **state) {
     assert_int_equal(r.n_groups, 1);
     assert_int_equal(r.n_fused_layers, 4);
     assert_int_equal(r.n_requantized, 0);
-    assert_int_equal(dir_entries(), 1);
+    assert_int_equal(sf_test_scratch_entries(), 1);
 
     sf_gguf *g;
     assert_int_equal(sf_gguf_open(out, &g), SF_OK);
@@ -331,7 +299,7 @@ static void test_write_and_run(void **state) {
 
     /* a deci source: fuse again (layers 8 (fused) and 9 (old 12) have no
      * attention already, so need no drop); its sparsefuse.* keys are not copied */
-    const char *out2 = path_in_dir("fused2.gguf");
+    const char *out2 = sf_test_scratch_path("fused2.gguf");
     sf_fuse_plan *p = make_plan(&b, "", "8-9", "");
     p->n_layer = 27;
     assert_int_equal(sf_fuse_write(out, p, out2, NULL, &r), SF_OK);
@@ -350,7 +318,7 @@ static void test_write_and_run(void **state) {
 static void test_identity(void **state) {
     (void)state;
     const char *src = model_or_skip();
-    const char *out = path_in_dir("same.gguf");
+    const char *out = sf_test_scratch_path("same.gguf");
     plan_buf b;
     assert_int_equal(sf_fuse_write(src, make_plan(&b, "", "", ""), out, NULL, NULL), SF_OK);
     int nv, nl, nv2, nl2;
@@ -369,7 +337,7 @@ static void test_identity(void **state) {
 static void test_bytes(void **state) {
     (void)state;
     const char *src = model_or_skip();
-    const char *out = path_in_dir("bytes.gguf");
+    const char *out = sf_test_scratch_path("bytes.gguf");
     plan_buf b;
     assert_int_equal(sf_fuse_write(src, make_plan(&b, "5-8", "5-7", ""), out, NULL, NULL), SF_OK);
     sf_gguf *gs, *go;
@@ -517,7 +485,7 @@ static void test_exact_folded(void **state) {
     /* folded, fused tensors written as F32: exact up to f32 rounding */
     make_plan(&b, "10-14", "11-14", "")->norm = SF_FUSE_NORM_FOLDED;
     o.fused_type = SF_TYPE_F32;
-    const char *f32 = path_in_dir("folded_f32.gguf");
+    const char *f32 = sf_test_scratch_path("folded_f32.gguf");
     assert_int_equal(sf_fuse_write(src, &b.p, f32, &o, &r), SF_OK);
     assert_int_equal(r.n_requantized, 3);
     double e = group_nmse(src, f32, 11, 14, 11, false);
@@ -532,7 +500,7 @@ static void test_exact_folded(void **state) {
 
     /* shared-last in F32: the fused FFN is the sum with gamma_last for all */
     b.p.norm = SF_FUSE_NORM_SHARED_LAST;
-    const char *sl = path_in_dir("shared_f32.gguf");
+    const char *sl = sf_test_scratch_path("shared_f32.gguf");
     assert_int_equal(sf_fuse_write(src, &b.p, sl, &o, NULL), SF_OK);
     e = group_nmse(src, sl, 11, 14, 11, true);
     printf("shared-last, fused F32 vs sum with gamma_last: NMSE %.3g\n", e);
@@ -541,7 +509,7 @@ static void test_exact_folded(void **state) {
     /* folded at the model's own type (Q4_1): gate/up re-quantized, so only
      * approximately the sum; recorded, and bounded loosely */
     b.p.norm = SF_FUSE_NORM_FOLDED;
-    const char *q = path_in_dir("folded_q41.gguf");
+    const char *q = sf_test_scratch_path("folded_q41.gguf");
     assert_int_equal(sf_fuse_write(src, &b.p, q, NULL, &r), SF_OK);
     assert_int_equal(r.n_requantized, 2); /* gate, up; down is byte-concatenated */
     e = group_nmse(src, q, 11, 14, 11, false);
@@ -668,7 +636,7 @@ static void test_mixed_types(void **state) {
 static void test_file_errors(void **state) {
     (void)state;
     const char *src = model_or_skip();
-    const char *out = path_in_dir("err.gguf");
+    const char *out = sf_test_scratch_path("err.gguf");
     plan_buf b;
     expect_msg(sf_fuse_write(src, make_plan(&b, "3,4,6", "3-6", ""), out, NULL, NULL), SF_ERR_ARG,
                "fuse 3-6: layer 5 keeps its attention");
@@ -680,14 +648,14 @@ static void test_file_errors(void **state) {
     o.fused_type = SF_TYPE_Q8_1; /* activation-only type */
     int rc = sf_fuse_write(src, make_plan(&b, "3-4", "3-4", ""), out, &o, NULL);
     assert_int_equal(rc, SF_ERR_ARG);
-    expect_msg(sf_fuse_write(src, make_plan(&b, "", "", ""), path_in_dir("no/such/dir.gguf"), NULL, NULL), SF_ERR_IO,
+    expect_msg(sf_fuse_write(src, make_plan(&b, "", "", ""), sf_test_scratch_path("no/such/dir.gguf"), NULL, NULL), SF_ERR_IO,
                "No such file or directory");
-    expect_msg(sf_fuse_write(path_in_dir("missing.gguf"), make_plan(&b, "", "", ""), out, NULL, NULL), SF_ERR_IO,
+    expect_msg(sf_fuse_write(sf_test_scratch_path("missing.gguf"), make_plan(&b, "", "", ""), out, NULL, NULL), SF_ERR_IO,
                "missing.gguf");
     int n = 0;
     assert_int_equal(sf_fuse_source_layers(src, &n), SF_OK);
     assert_int_equal(n, 30);
-    assert_int_equal(dir_entries(), 0); /* nothing written, nothing left behind */
+    assert_int_equal(sf_test_scratch_entries(), 0); /* nothing written, nothing left behind */
 }
 
 /* ---- gemma3 (post-norms) ------------------------------------------------------ */
@@ -713,7 +681,7 @@ static void test_gemma(void **state) {
     int n = 0;
     assert_int_equal(sf_fuse_source_layers(src, &n), SF_OK);
     assert_int_equal(n, 18);
-    const char *out = path_in_dir("gemma-fused.gguf");
+    const char *out = sf_test_scratch_path("gemma-fused.gguf");
     plan_buf b;
     sf_fuse_plan *p = make_plan(&b, "7,9,13-15", "13-15", "");
     p->n_layer = 18;
@@ -794,7 +762,7 @@ static void test_cli(void **state) {
     (void)state;
     const char *src = model_or_skip();
     char err[8192];
-    const char *out = path_in_dir("cli.gguf");
+    const char *out = sf_test_scratch_path("cli.gguf");
     assert_int_equal(CLI(err, "--help"), 0);
     assert_int_equal(CLI(err, "-m", src), 2);
     assert_non_null(strstr(err, "no output file"));
@@ -813,26 +781,26 @@ static void test_cli(void **state) {
     assert_int_equal(CLI(err, "-m", src, "-o", out, "--norm", "mean"), 2);
     assert_non_null(strstr(err, "unknown norm variant 'mean'"));
     assert_int_equal(CLI(err, "-m", src, "-o", out, "--fused-type", "q9"), 2);
-    assert_int_equal(dir_entries(), 0);
+    assert_int_equal(sf_test_scratch_entries(), 0);
     int rc = CLI(err, "-m", src, "-o", out, "--drop-attn", "8-12", "--fuse", "8-11", "--norm", "folded");
     if (rc != 0) fail_msg("exit %d: %s", rc, err);
     assert_non_null(strstr(err, "30 -> 27 layers"));
     assert_non_null(strstr(err, "gamma folded")); /* the re-quantization is logged */
-    assert_int_equal(dir_entries(), 1);
+    assert_int_equal(sf_test_scratch_entries(), 1);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_validate),
-        cmocka_unit_test_setup_teardown(test_write_and_run, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exact_folded, setup, teardown),
+        sf_test_in_scratch(test_write_and_run),
+        sf_test_in_scratch(test_identity),
+        sf_test_in_scratch(test_bytes),
+        sf_test_in_scratch(test_exact_folded),
         cmocka_unit_test(test_mixed_types),
-        cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_gemma, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+        sf_test_in_scratch(test_file_errors),
+        sf_test_in_scratch(test_gemma),
+        sf_test_in_scratch(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,37 +13,7 @@
 #include "gguf/gguf.h"
 #include "sparsefuse.h"
 
-static char g_dir[64];
-
-static int setup(void **state) {
-    (void)state;
-    return sf_test_mkdtemp(g_dir, sizeof g_dir, "gguf_write");
-}
-
-static int teardown(void **state) {
-    (void)state;
-    sf_test_rm_tree(g_dir);
-    return 0;
-}
-
-static const char *path_in_dir(const char *name) {
-    static char p[512];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    return p;
-}
-
 /* Number of entries in the temp dir (to catch leftover temporary files). */
-static int dir_entries(void) {
-    DIR *d = opendir(g_dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
-
 static void put_u32(uint8_t *b, size_t *n, uint32_t v) { memcpy(b + *n, &v, 4); *n += 4; }
 static void put_u64(uint8_t *b, size_t *n, uint64_t v) { memcpy(b + *n, &v, 8); *n += 8; }
 
@@ -135,10 +105,10 @@ static void test_roundtrip_all_types(void **state) {
     assert_int_equal(sf_gguf_writer_add_tensor(w, "f16", SF_TYPE_F16, 1, ne_f16, t_f16, sizeof t_f16), SF_OK);
     assert_int_equal(sf_gguf_writer_add_tensor(w, "empty", SF_TYPE_F32, 2, ne_0, NULL, 0), SF_OK);
     assert_int_equal(sf_gguf_writer_add_tensor(w, "q4k", SF_TYPE_Q4_K, 1, ne_q4k, t_q4k, sizeof t_q4k), SF_OK);
-    const char *path = path_in_dir("all.gguf");
+    const char *path = sf_test_scratch_path("all.gguf");
     assert_int_equal(sf_gguf_writer_finish(w, path), SF_OK);
     sf_gguf_writer_free(w);
-    assert_int_equal(dir_entries(), 1); /* no temporary left */
+    assert_int_equal(sf_test_scratch_entries(), 1); /* no temporary left */
 
     sf_gguf *g;
     assert_int_equal(sf_gguf_open(path, &g), SF_OK);
@@ -248,7 +218,7 @@ static void test_alignment_and_replace(void **state) {
     const int64_t ne[1] = {3};
     assert_int_equal(sf_gguf_writer_add_tensor(w, "a", SF_TYPE_F16, 1, ne, data, 6), SF_OK);
     assert_int_equal(sf_gguf_writer_add_tensor(w, "b", SF_TYPE_F16, 1, ne, data + 6, 6), SF_OK);
-    const char *path = path_in_dir("aligned.gguf");
+    const char *path = sf_test_scratch_path("aligned.gguf");
     assert_int_equal(sf_gguf_writer_finish(w, path), SF_OK);
     sf_gguf_writer_free(w);
     sf_gguf *g;
@@ -293,15 +263,15 @@ static void test_writer_errors(void **state) {
     assert_int_equal(sf_gguf_writer_set_str(w, "s", NULL), SF_ERR_ARG);
 
     /* a failed finish leaves nothing behind and the target untouched */
-    int before = dir_entries();
+    int before = sf_test_scratch_entries();
     assert_int_equal(sf_gguf_writer_finish(w, "/nonexistent/dir/x.gguf"), SF_ERR_IO);
-    const char *sub = path_in_dir("subdir");
+    const char *sub = sf_test_scratch_path("subdir");
     assert_int_equal(mkdir(sub, 0755), 0);
     assert_int_equal(sf_gguf_writer_finish(w, sub), SF_ERR_IO); /* rename over a directory fails */
     struct stat st;
     assert_int_equal(stat(sub, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
-    assert_int_equal(dir_entries(), before + 1); /* only subdir: the temporary was removed */
+    assert_int_equal(sf_test_scratch_entries(), before + 1); /* only subdir: the temporary was removed */
     rmdir(sub);
     sf_gguf_writer_free(w);
     sf_gguf_writer_free(NULL);
@@ -360,7 +330,7 @@ static void test_copy_smollm_exact(void **state) {
         const sf_gguf_tensor *t = sf_gguf_tensor_at(src, i);
         assert_int_equal(sf_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes), SF_OK);
     }
-    const char *path = path_in_dir("smollm_copy.gguf");
+    const char *path = sf_test_scratch_path("smollm_copy.gguf");
     assert_int_equal(sf_gguf_writer_finish(w, path), SF_OK);
     sf_gguf_writer_free(w);
     sf_gguf_close(src);
@@ -397,7 +367,7 @@ static void test_copy_smollm_partial(void **state) {
         assert_non_null(t);
         assert_int_equal(sf_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->nbytes), SF_OK);
     }
-    const char *path = path_in_dir("smollm_part.gguf");
+    const char *path = sf_test_scratch_path("smollm_part.gguf");
     assert_int_equal(sf_gguf_writer_finish(w, path), SF_OK);
     sf_gguf_writer_free(w);
     sf_gguf *g;
@@ -432,5 +402,5 @@ int main(void) {
         cmocka_unit_test(test_copy_smollm_exact),
         cmocka_unit_test(test_copy_smollm_partial),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, sf_test_scratch_setup, sf_test_scratch_teardown);
 }

@@ -27,19 +27,6 @@ static const char *const FILES[] = {
 };
 #define N_FILES (int)(sizeof FILES / sizeof FILES[0])
 
-static char g_dir[64];
-
-static int setup(void **state) {
-    (void)state;
-    return sf_test_mkdtemp(g_dir, sizeof g_dir, "report");
-}
-
-static int teardown(void **state) {
-    (void)state;
-    sf_test_rm_tree(g_dir);
-    return 0;
-}
-
 /* ---- a synthetic analysis: a paper-like picture with NaNs ---- */
 typedef struct {
     sf_analysis a;
@@ -288,13 +275,13 @@ static void write_and_check(int n, int free_first, int free_last, const char *di
 /* ---- tests ---- */
 static void test_six_layers(void **state) {
     (void)state;
-    write_and_check(6, 3, 4, in_dir(g_dir, "six"));
+    write_and_check(6, 3, 4, in_dir(sf_test_scratch(), "six"));
 }
 
 static void test_thirty_layers_nested_dir(void **state) {
     (void)state;
     /* the folder and its parent are created */
-    write_and_check(30, 18, 25, in_dir(g_dir, "a/b/thirty"));
+    write_and_check(30, 18, 25, in_dir(sf_test_scratch(), "a/b/thirty"));
     const char *keep = getenv("SF_TEST_REPORT_KEEP");
     if (keep && *keep) {
         synth s;
@@ -307,13 +294,13 @@ static void test_thirty_layers_nested_dir(void **state) {
 
 static void test_eighty_layers_no_attn_free(void **state) {
     (void)state;
-    write_and_check(80, -1, -1, in_dir(g_dir, "eighty"));
+    write_and_check(80, -1, -1, in_dir(sf_test_scratch(), "eighty"));
 }
 
 static void test_rewrite_same_dir(void **state) {
     (void)state;
-    write_and_check(6, -1, -1, g_dir);
-    write_and_check(7, 2, 5, g_dir); /* replaces every file */
+    write_and_check(6, -1, -1, sf_test_scratch());
+    write_and_check(7, 2, 5, sf_test_scratch()); /* replaces every file */
 }
 
 static void test_all_nan(void **state) {
@@ -322,9 +309,9 @@ static void test_all_nan(void **state) {
     synth_make(&s, 4, -1, -1);
     for (int k = 0; k < 4 * 4; k++) s.a.dep_block[k] = s.a.dep_ffn[k] = NAN;
     for (int l = 0; l < 4; l++) s.a.block_kl[l] = s.a.attn_kl[l] = NAN;
-    assert_int_equal(sf_analysis_write_report(&s.a, g_dir), SF_OK);
-    check_files(g_dir);
-    json_t *root = load_json(g_dir);
+    assert_int_equal(sf_analysis_write_report(&s.a, sf_test_scratch()), SF_OK);
+    check_files(sf_test_scratch());
+    json_t *root = load_json(sf_test_scratch());
     assert_true(json_is_null(json_array_get(json_array_get(json_object_get(root, "dep_ffn"), 0), 1)));
     json_decref(root);
     synth_free(&s);
@@ -334,21 +321,21 @@ static void test_errors(void **state) {
     (void)state;
     synth s;
     synth_make(&s, 6, -1, -1);
-    assert_int_equal(sf_analysis_write_report(NULL, g_dir), SF_ERR_ARG);
+    assert_int_equal(sf_analysis_write_report(NULL, sf_test_scratch()), SF_ERR_ARG);
     assert_int_equal(sf_analysis_write_report(&s.a, NULL), SF_ERR_ARG);
     assert_int_equal(sf_analysis_write_report(&s.a, ""), SF_ERR_ARG);
     s.a.h_ratio = NULL;
-    assert_int_equal(sf_analysis_write_report(&s.a, g_dir), SF_ERR_ARG);
+    assert_int_equal(sf_analysis_write_report(&s.a, sf_test_scratch()), SF_ERR_ARG);
     assert_non_null(strstr(sf_last_error(), "h_ratio"));
     synth_free(&s);
     synth_make(&s, 6, -1, -1);
     s.a.n_layer = 0;
-    assert_int_equal(sf_analysis_write_report(&s.a, g_dir), SF_ERR_ARG);
+    assert_int_equal(sf_analysis_write_report(&s.a, sf_test_scratch()), SF_ERR_ARG);
     s.a.n_layer = 6;
 
     /* a folder that cannot be made (its "parent" is a file; works as root too) */
     char file[1024];
-    snprintf(file, sizeof file, "%s", in_dir(g_dir, "plainfile"));
+    snprintf(file, sizeof file, "%s", in_dir(sf_test_scratch(), "plainfile"));
     FILE *f = fopen(file, "w");
     assert_non_null(f);
     fclose(f);
@@ -362,7 +349,7 @@ static void test_errors(void **state) {
     /* a folder without write permission (not for root, who may write anyway) */
     if (geteuid() != 0) {
         char ro[1024];
-        snprintf(ro, sizeof ro, "%s/readonly", g_dir);
+        snprintf(ro, sizeof ro, "%s/readonly", sf_test_scratch());
         assert_int_equal(mkdir(ro, 0500), 0);
         assert_int_equal(sf_analysis_write_report(&s.a, ro), SF_ERR_IO);
         DIR *d = opendir(ro);
@@ -409,12 +396,12 @@ static void test_scales(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scales),
-        cmocka_unit_test_setup_teardown(test_six_layers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_thirty_layers_nested_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eighty_layers_no_attn_free, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rewrite_same_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_all_nan, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        sf_test_in_scratch(test_six_layers),
+        sf_test_in_scratch(test_thirty_layers_nested_dir),
+        sf_test_in_scratch(test_eighty_layers_no_attn_free),
+        sf_test_in_scratch(test_rewrite_same_dir),
+        sf_test_in_scratch(test_all_nan),
+        sf_test_in_scratch(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

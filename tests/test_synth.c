@@ -21,38 +21,6 @@
 /* the tiny shape, as documented in synth.h / `sparsefuse synth --help` */
 enum { T_EMBD = 256, T_LAYER = 2, T_HEAD = 4, T_HEAD_KV = 2, T_HEAD_DIM = 64, T_FF = 768, T_VOCAB = 1000 };
 
-static char g_dir[64];
-
-static int setup(void **state) {
-    (void)state;
-    return sf_test_mkdtemp(g_dir, sizeof g_dir, "synth");
-}
-
-static int teardown(void **state) {
-    (void)state;
-    sf_test_rm_tree(g_dir);
-    return 0;
-}
-
-static const char *path_in_dir(const char *name) {
-    static char p[2][512];
-    static int which;
-    which ^= 1;
-    snprintf(p[which], sizeof p[which], "%s/%s", g_dir, name);
-    return p[which];
-}
-
-static int dir_entries(void) {
-    DIR *d = opendir(g_dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
-
 static void write_tiny(const char *path, const char *type, uint64_t seed) {
     sf_synth_params p = sf_synth_default_params();
     p.shape = "tiny";
@@ -204,16 +172,16 @@ static void check_model(const char *path, const char *ftype) {
 
 static void test_tiny_q4_0(void **state) {
     (void)state;
-    const char *path = path_in_dir("tiny-q4_0.gguf");
+    const char *path = sf_test_scratch_path("tiny-q4_0.gguf");
     write_tiny(path, "q4_0", 1);
-    assert_int_equal(dir_entries(), 1); /* no temporary left */
+    assert_int_equal(sf_test_scratch_entries(), 1); /* no temporary left */
     check_file(path, SF_TYPE_Q4_0);
     check_model(path, "Q4_0");
 }
 
 static void test_tiny_q8_0(void **state) {
     (void)state;
-    const char *path = path_in_dir("tiny-q8_0.gguf");
+    const char *path = sf_test_scratch_path("tiny-q8_0.gguf");
     write_tiny(path, "Q8_0", 7); /* type names in any case */
     check_file(path, SF_TYPE_Q8_0);
     check_model(path, "Q8_0");
@@ -226,7 +194,7 @@ static void test_every_type(void **state) {
     for (const char *const *ty = sf_synth_type_names(); *ty; ty++) {
         char name[64];
         snprintf(name, sizeof name, "tiny-%s.gguf", *ty);
-        const char *path = path_in_dir(name);
+        const char *path = sf_test_scratch_path(name);
         write_tiny(path, *ty, 3);
         sf_model *m = sf_model_load(path);
         if (!m) fail_msg("%s: %s", *ty, sf_last_error());
@@ -263,7 +231,7 @@ static void test_every_type(void **state) {
 
 static void test_deterministic(void **state) {
     (void)state;
-    const char *a = path_in_dir("a.gguf"), *b = path_in_dir("b.gguf");
+    const char *a = sf_test_scratch_path("a.gguf"), *b = sf_test_scratch_path("b.gguf");
     write_tiny(a, "q4_0", 42);
     write_tiny(b, "q4_0", 42);
     size_t na, nb;
@@ -279,7 +247,7 @@ static void test_deterministic(void **state) {
     assert_true(memcmp(da, db, na) != 0);
     free(da);
     free(db);
-    assert_int_equal(dir_entries(), 2);
+    assert_int_equal(sf_test_scratch_entries(), 2);
 }
 
 typedef struct { int calls; int64_t last_gen, total; bool wrote; } progress_log;
@@ -306,7 +274,7 @@ static void test_progress(void **state) {
     p.progress = on_progress;
     p.user = &log;
     sf_synth_result r;
-    assert_int_equal(sf_synth_write(path_in_dir("p.gguf"), &p, &r), SF_OK);
+    assert_int_equal(sf_synth_write(sf_test_scratch_path("p.gguf"), &p, &r), SF_OK);
     assert_true(log.calls > 3 + 9 * T_LAYER);
     assert_true(log.last_gen == log.total && (uint64_t)log.total == r.data_bytes);
     assert_true(log.wrote);
@@ -323,15 +291,15 @@ static void expect_error(const char *path, const char *shape, const char *type, 
 
 static void test_bad_args(void **state) {
     (void)state;
-    const char *ok = path_in_dir("x.gguf");
+    const char *ok = sf_test_scratch_path("x.gguf");
     expect_error(NULL, "tiny", "q4_0", SF_ERR_ARG, "no output path");
     expect_error("", "tiny", "q4_0", SF_ERR_ARG, "no output path");
     expect_error(ok, "llama-3.2-70b", "q4_0", SF_ERR_ARG, "unknown shape 'llama-3.2-70b'");
     expect_error(ok, "tiny", "q7_0", SF_ERR_ARG, "unsupported weight type 'q7_0'");
     expect_error(ok, "tiny", "", SF_ERR_ARG, "unsupported weight type");
-    expect_error(path_in_dir("no/such/dir.gguf"), "tiny", "q4_0", SF_ERR_IO, "No such file or directory");
-    expect_error(g_dir, "tiny", "q4_0", SF_ERR_IO, "is a directory");
-    assert_int_equal(dir_entries(), 0); /* nothing written, nothing left */
+    expect_error(sf_test_scratch_path("no/such/dir.gguf"), "tiny", "q4_0", SF_ERR_IO, "No such file or directory");
+    expect_error(sf_test_scratch(), "tiny", "q4_0", SF_ERR_IO, "is a directory");
+    assert_int_equal(sf_test_scratch_entries(), 0); /* nothing written, nothing left */
     assert_non_null(sf_synth_shape_names()[0]);
 }
 
@@ -343,7 +311,7 @@ static void test_bad_args(void **state) {
 static void test_cli(void **state) {
     (void)state;
     char err[4096];
-    const char *out = path_in_dir("cli.gguf");
+    const char *out = sf_test_scratch_path("cli.gguf");
     assert_int_equal(CLI(err, "--help"), 0);
     assert_int_equal(CLI(err, "--shape", "tiny"), 2);
     assert_non_null(strstr(err, "no output file"));
@@ -353,25 +321,25 @@ static void test_cli(void **state) {
     assert_non_null(strstr(err, "unknown shape 'huge'"));
     assert_int_equal(CLI(err, "-o", out, "--seed", "-3"), 2);
     assert_int_equal(CLI(err, "-o", out, "--bogus"), 2);
-    assert_int_equal(CLI(err, "-o", path_in_dir("none/x.gguf"), "--shape", "tiny"), 1);
+    assert_int_equal(CLI(err, "-o", sf_test_scratch_path("none/x.gguf"), "--shape", "tiny"), 1);
     assert_non_null(strstr(err, "none"));
-    assert_int_equal(dir_entries(), 0);
+    assert_int_equal(sf_test_scratch_entries(), 0);
     int rc = CLI(err, "-o", out, "--shape", "tiny", "--type", "q8_0", "--seed", "5");
     if (rc != 0) fail_msg("exit %d: %s", rc, err);
     assert_non_null(strstr(err, "wrote"));
     assert_int_equal(access(out, R_OK), 0);
-    assert_int_equal(dir_entries(), 1);
+    assert_int_equal(sf_test_scratch_entries(), 1);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_tiny_q4_0, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tiny_q8_0, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_type, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+        sf_test_in_scratch(test_tiny_q4_0),
+        sf_test_in_scratch(test_tiny_q8_0),
+        sf_test_in_scratch(test_every_type),
+        sf_test_in_scratch(test_deterministic),
+        sf_test_in_scratch(test_progress),
+        sf_test_in_scratch(test_bad_args),
+        sf_test_in_scratch(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,3 +99,37 @@ int sf_test_run_cli(const char *subcommand, const char *const *args, char *err, 
     free(s);
     return pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+static char g_scratch[64];
+
+int sf_test_scratch_setup(void **state) {
+    (void)state;
+    return sf_test_mkdtemp(g_scratch, sizeof g_scratch, "scratch");
+}
+
+int sf_test_scratch_teardown(void **state) {
+    (void)state;
+    sf_test_rm_tree(g_scratch);
+    return 0;
+}
+
+const char *sf_test_scratch(void) { return g_scratch; }
+
+const char *sf_test_scratch_path(const char *name) {
+    static char p[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", g_scratch, name);
+    return p[k];
+}
+
+int sf_test_scratch_entries(void) {
+    DIR *d = opendir(g_scratch);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}

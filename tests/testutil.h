@@ -37,6 +37,17 @@ int sf_test_mkdtemp(char *dir, size_t cap, const char *tag);
 /* Removes path and everything below it (files and directories). */
 void sf_test_rm_tree(const char *path);
 
+/* A scratch directory for a test group: sf_test_scratch_setup (a cmocka
+ * group setup) creates a fresh /tmp/sf_test_scratch_XXXXXX, the teardown
+ * removes it with everything in it. */
+int sf_test_scratch_setup(void **state);
+int sf_test_scratch_teardown(void **state);
+const char *sf_test_scratch(void);                  /* its path */
+const char *sf_test_scratch_path(const char *name); /* scratch/name; 4 rotating buffers */
+int sf_test_scratch_entries(void);                  /* entries in it, or -1 */
+/* A cmocka test run in a fresh scratch directory. */
+#define sf_test_in_scratch(f) cmocka_unit_test_setup_teardown(f, sf_test_scratch_setup, sf_test_scratch_teardown)
+
 /* Runs `SF_BINARY subcommand args...` (args NULL-terminated, stdout to
  * /dev/null); returns its exit status (-1 if it did not exit), its stderr
  * in err (truncated to cap). */
