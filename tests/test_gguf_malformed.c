@@ -3,6 +3,7 @@
  * with a consistent view; never a crash, an out-of-bounds read or UB (this
  * test runs under ASan+UBSan in CI). Every file is opened from a heap copy of
  * exactly its size, so any read past the end hits a redzone. */
+#include "gguf_bytes.h"
 #include "testutil.h"
 
 #include <stdio.h>
@@ -14,22 +15,7 @@
 
 /* ------------------------------------------------------------ byte builder */
 
-typedef struct { uint8_t *p; size_t n, cap; } bytes;
-
-static void b_raw(bytes *b, const void *src, size_t n) {
-    if (!n) return;
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-static void b_u8(bytes *b, uint8_t v) { b_raw(b, &v, 1); }
-static void b_u32(bytes *b, uint32_t v) { b_raw(b, &v, 4); }
-static void b_u64(bytes *b, uint64_t v) { b_raw(b, &v, 8); }
-static void b_str(bytes *b, const char *s) { b_u64(b, strlen(s)); b_raw(b, s, strlen(s)); }
+/* bytes, b_raw, b_u8 ... b_str, b_key, b_header, b_pad: gguf_bytes.h */
 
 /* Offsets of the fields the tests patch. */
 typedef struct {

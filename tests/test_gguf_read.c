@@ -1,5 +1,6 @@
 /* GGUF reader: known values of the real models, and every getter over a
  * hand-built file holding every value type. */
+#include "gguf_bytes.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -12,31 +13,7 @@
 
 /* ------------------------------------------------------------ byte builder */
 
-typedef struct { uint8_t *p; size_t n, cap; } bytes;
-
-static void b_raw(bytes *b, const void *src, size_t n) {
-    if (!n) return;
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-static void b_u8(bytes *b, uint8_t v) { b_raw(b, &v, 1); }
-static void b_u16(bytes *b, uint16_t v) { b_raw(b, &v, 2); }
-static void b_u32(bytes *b, uint32_t v) { b_raw(b, &v, 4); }
-static void b_u64(bytes *b, uint64_t v) { b_raw(b, &v, 8); }
-static void b_str(bytes *b, const char *s) { b_u64(b, strlen(s)); b_raw(b, s, strlen(s)); }
-static void b_key(bytes *b, const char *k, uint32_t type) { b_str(b, k); b_u32(b, type); }
-static void b_header(bytes *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv) {
-    b_raw(b, "GGUF", 4);
-    b_u32(b, version);
-    b_u64(b, n_tensors);
-    b_u64(b, n_kv);
-}
-static void b_pad(bytes *b, size_t a) { while (b->n % a) b_u8(b, 0); }
+/* bytes, b_raw, b_u8 ... b_str, b_key, b_header, b_pad: gguf_bytes.h */
 
 /* A file with one key of every type and two tensors (F32 {4, 2}, Q8_0 {64}). */
 static bytes build_all_types(uint32_t version, size_t *data_start) {
