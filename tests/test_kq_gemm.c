@@ -25,63 +25,19 @@
 static const int k_kq_types[] = {SF_TYPE_Q2_K, SF_TYPE_Q3_K, SF_TYPE_Q4_K, SF_TYPE_Q5_K, SF_TYPE_Q6_K};
 #define N_KQ (sizeof k_kq_types / sizeof k_kq_types[0])
 
-/* rows [n_rows][row_bytes] of type quantized from random floats; the
- * scale varies by row so d differs */
-static uint8_t *random_rows(int type, int64_t n, int n_rows, uint64_t *rng) {
-    const size_t rb = sf_type_row_bytes((sf_type)type, n);
-    uint8_t *w = malloc(rb * (size_t)n_rows);
-    float *x = malloc(sizeof(float) * (size_t)n); /* [n] */
-    assert_true(w && x);
-    for (int r = 0; r < n_rows; r++) {
-        const float scale = 0.02f * (1 + r % 5);
-        for (int64_t i = 0; i < n; i++) x[i] = scale * sf_test_rand_f32(rng);
-        sf_type_ref(type)->quantize(x, w + (size_t)r * rb, n);
-    }
-    free(x);
-    return w;
-}
-
-/* activations: T rows of Q8_K (or the type's vec_dot_type) */
-static uint8_t *random_acts(int vdt, int64_t n, int T, uint64_t *rng) {
-    const size_t rb = sf_type_row_bytes((sf_type)vdt, n);
-    uint8_t *a = malloc(rb * (size_t)T);
-    float *x = malloc(sizeof(float) * (size_t)n); /* [n] */
-    assert_true(a && x);
-    for (int t = 0; t < T; t++) {
-        for (int64_t i = 0; i < n; i++) x[i] = (t % 3 == 2 ? 40.0f : 1.0f) * sf_test_rand_f32(rng);
-        sf_type_fast(vdt)->quantize(x, a + (size_t)t * rb, n);
-    }
-    free(x);
-    return a;
-}
-
-/* sum |w_i * a_i| over a row: the scale of the float rounding of its dot
- * (terms cancel, so a bound relative to the result would be meaningless) */
-static double abs_dot(int type, int64_t n, const uint8_t *w, const uint8_t *a) {
-    float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n); /* [n] each */
-    assert_true(x && y);
-    sf_type_ref(type)->dequantize(w, x, n);
-    sf_type_ref(sf_type_ref(type)->vec_dot_type)->dequantize(a, y, n);
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += fabs((double)x[i] * y[i]);
-    free(x);
-    free(y);
-    return s;
-}
-
 static void test_unpack(void **state) {
     (void)state;
     uint64_t rng = 11;
     const int64_t n = 4 * SF_QK_K;
     for (size_t k = 0; k < N_KQ; k++) {
         const int type = k_kq_types[k];
-        uint8_t *w = random_rows(type, n, 3, &rng), *a = random_acts(SF_TYPE_Q8_K, n, 1, &rng);
+        uint8_t *w = sf_test_quant_rows(type, n, 3, 0.0f, &rng), *a = sf_test_quant_acts(SF_TYPE_Q8_K, n, 1, 0.0f, &rng);
         sf_kq_unpacked u[4];
         const size_t rb = sf_type_row_bytes((sf_type)type, n);
         for (int r = 0; r < 3; r++) {
             assert_int_equal(sf_kq_unpack_row(type, w + r * rb, n, u), 0);
             const float got = sf_kq_unpacked_dot_ref(n, u, a), want = sf_type_ref(type)->vec_dot(n, w + r * rb, a);
-            if (!(fabs((double)got - want) <= 1e-5 * abs_dot(type, n, w + r * rb, a)))
+            if (!(fabs((double)got - want) <= 1e-5 * sf_test_abs_dot(type, n, w + r * rb, a)))
                 fail_msg("%s row %d: unpacked dot %.9g, vec_dot %.9g", sf_type_name(type), r, got, want);
         }
         free(w);
@@ -114,7 +70,7 @@ static void test_kernel_orders(void **state) {
         for (int64_t nsb = 1; nsb <= 9; nsb += 4) {
             const int64_t n = nsb * SF_QK_K;
             const size_t rb = sf_type_row_bytes((sf_type)type, n), ab = sf_type_row_bytes(SF_TYPE_Q8_K, n);
-            uint8_t *w = random_rows(type, n, 2, &rng), *a = random_acts(SF_TYPE_Q8_K, n, 4, &rng);
+            uint8_t *w = sf_test_quant_rows(type, n, 2, 0.0f, &rng), *a = sf_test_quant_acts(SF_TYPE_Q8_K, n, 4, 0.0f, &rng);
             sf_kq_unpacked *u = malloc(sizeof *u * (size_t)(2 * nsb)); /* [2][nsb] */
             assert_non_null(u);
             for (int r = 0; r < 2; r++) sf_kq_unpack_row(type, w + r * rb, n, u + r * nsb);
@@ -135,7 +91,7 @@ static void test_kernel_orders(void **state) {
                             exact_checks++;
                         } else {
                             const float want = sf_type_ref(type)->vec_dot(n, w + r * rb, ap[t]);
-                            if (!(fabs((double)got - want) <= 1e-5 * abs_dot(type, n, w + r * rb, ap[t])))
+                            if (!(fabs((double)got - want) <= 1e-5 * sf_test_abs_dot(type, n, w + r * rb, ap[t])))
                                 fail_msg("%s nsb %lld: %.9g vs reference %.9g", sf_type_name(type), (long long)nsb, got, want);
                         }
                     }
@@ -178,9 +134,9 @@ static void test_fast_equals_exact(void **state) {
         const int vdt = sf_type_ref(type)->vec_dot_type;
         const int64_t n = 2 * SF_QK_K;
         for (size_t ri = 0; ri < 2; ri++) {
-            uint8_t *w = random_rows(type, n, (int)rows[ri], &rng);
+            uint8_t *w = sf_test_quant_rows(type, n, (int)rows[ri], 0.0f, &rng);
             for (int T = 1; T <= 13; T++) {
-                uint8_t *a = random_acts(vdt, n, T, &rng);
+                uint8_t *a = sf_test_quant_acts(vdt, n, T, 0.0f, &rng);
                 const size_t as = sf_type_row_bytes((sf_type)vdt, n);
                 for (int reduced = 0; reduced <= (T > 2); reduced++) {
                     /* reduced: llama.cpp runs only the last T - 2 rows (the last layer's FFN) */
@@ -195,7 +151,7 @@ static void test_fast_equals_exact(void **state) {
                             const float f = yf[(size_t)t * m.n_out + r], e = ye[(size_t)t * m.n_out + r];
                             const size_t wb = sf_type_row_bytes((sf_type)type, n);
                             if (ordered ? memcmp(&f, &e, sizeof f) != 0
-                                        : !(fabs((double)f - e) <= 1e-5 * abs_dot(type, n, w + r * wb, a + t * as)))
+                                        : !(fabs((double)f - e) <= 1e-5 * sf_test_abs_dot(type, n, w + r * wb, a + t * as)))
                                 fail_msg("%s rows %lld T %d reduced %d: token %d row %lld fast %.9g exact %.9g",
                                          sf_type_name(type), (long long)rows[ri], T, reduced, t, (long long)r, f, e);
                         }

@@ -1,12 +1,15 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tensor/types.h"
 
 static _Thread_local char g_path[4096];
 
@@ -132,4 +135,44 @@ int sf_test_scratch_entries(void) {
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
     closedir(d);
     return n;
+}
+
+uint8_t *sf_test_quant_rows(int type, int64_t n, int n_rows, float bias, uint64_t *rng) {
+    const size_t rb = sf_type_row_bytes((sf_type)type, n);
+    uint8_t *w = malloc(rb * (size_t)n_rows);
+    float *x = malloc(sizeof(float) * (size_t)n); /* [n] */
+    assert_true(w && x);
+    for (int r = 0; r < n_rows; r++) {
+        const float scale = 0.02f * (1 + r % 5), b = r % 2 ? bias : 0.0f;
+        for (int64_t i = 0; i < n; i++) x[i] = scale * (sf_test_rand_f32(rng) + b);
+        sf_type_ref(type)->quantize(x, w + (size_t)r * rb, n);
+    }
+    free(x);
+    return w;
+}
+
+uint8_t *sf_test_quant_acts(int act_type, int64_t n, int T, float bias, uint64_t *rng) {
+    const size_t rb = sf_type_row_bytes((sf_type)act_type, n);
+    uint8_t *a = malloc(rb * (size_t)T);
+    float *x = malloc(sizeof(float) * (size_t)n); /* [n] */
+    assert_true(a && x);
+    for (int t = 0; t < T; t++) {
+        const float b = t % 2 ? bias : 0.0f;
+        for (int64_t i = 0; i < n; i++) x[i] = (t % 3 == 2 ? 40.0f : 1.0f) * (sf_test_rand_f32(rng) + b);
+        sf_type_fast(act_type)->quantize(x, a + (size_t)t * rb, n);
+    }
+    free(x);
+    return a;
+}
+
+double sf_test_abs_dot(int type, int64_t n, const uint8_t *w, const uint8_t *a) {
+    float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n); /* [n] each */
+    assert_true(x && y);
+    sf_type_ref(type)->dequantize(w, x, n);
+    sf_type_ref(sf_type_ref(type)->vec_dot_type)->dequantize(a, y, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += fabs((double)x[i] * y[i]);
+    free(x);
+    free(y);
+    return s;
 }

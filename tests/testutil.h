@@ -57,4 +57,15 @@ int sf_test_run_cli(const char *subcommand, const char *const *args, char *err, 
 uint64_t sf_test_rand_u64(uint64_t *state);
 float sf_test_rand_f32(uint64_t *state); /* uniform in [-1, 1) */
 
+/* Random quantized data for kernel tests (malloc'd; the caller frees).
+ * Weights: n_rows rows of `type` from floats 0.02 (1 + r % 5) (u + b_r),
+ * b_r = bias on odd rows, 0 on even ones (a bias moves Q4_1 / Q5_1 mins
+ * off 0). Activations: T rows of `act_type` from (t % 3 == 2 ? 40 : 1)
+ * (u + b_t), b_t likewise; u uniform in [-1, 1). */
+uint8_t *sf_test_quant_rows(int type, int64_t n, int n_rows, float bias, uint64_t *rng);
+uint8_t *sf_test_quant_acts(int act_type, int64_t n, int T, float bias, uint64_t *rng);
+/* sum |w_i * a_i| of a weight row with an activation row (in the weight
+ * type's vec_dot_type): the scale of the float rounding of their dot */
+double sf_test_abs_dot(int type, int64_t n, const uint8_t *w, const uint8_t *a);
+
 #endif

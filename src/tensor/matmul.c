@@ -2,6 +2,7 @@
 
 #include "tensor/ggml_batch.h"
 #include "tensor/kq_unpack.h"
+#include "tensor/legacy_tile.h"
 
 /* Every path computes each output in the float order of the kernel
  * llama.cpp's CPU backend runs for that weight type, row count and batch
@@ -86,7 +87,7 @@ static void kq_token_group(const sf_matrix *w, const sf_type_traits *tr, const v
 
 /* Rows [r0, r1) of y for tokens 0..T-1 through the unpacked K-quant kernel;
  * returns false (nothing done) when a tile of 2 rows does not fit. */
-static bool matmul_kq(const sf_matrix *w, const sf_type_traits *tr, const void *x, size_t x_stride, int T, float *y,
+static __attribute__((noinline)) bool matmul_kq(const sf_matrix *w, const sf_type_traits *tr, const void *x, size_t x_stride, int T, float *y,
                       int64_t y_stride, bool accumulate, int64_t r0, int64_t r1) {
     _Alignas(64) unsigned char buf[KQ_BUF_BYTES];
     const int64_t nsb = w->n_in / SF_QK_K;
@@ -117,6 +118,44 @@ static bool matmul_kq(const sf_matrix *w, const sf_type_traits *tr, const void *
     return true;
 }
 
+/* Legacy path, fast mode (legacy_tile.h): tokens in chunks whose activation
+ * scales and sums are prepared once; per chunk each 16-row tile is unpacked
+ * into a stack buffer and every token of the chunk runs past it, 8 at a
+ * time. Returns false (nothing done) when one tile does not fit. */
+enum { LG_TILE_BYTES = 384 * 1024, LG_ACT_BYTES = 512 * 1024, LG_MIN_TOKENS = 4 };
+
+static __attribute__((noinline)) bool matmul_lg16(const sf_matrix *w, const sf_type_traits *tr, const void *x,
+                                                  size_t x_stride, int T, float *y, int64_t y_stride, bool accumulate,
+                                                  int64_t r0, int64_t r1) {
+    _Alignas(64) unsigned char tile_buf[LG_TILE_BYTES];
+    _Alignas(64) unsigned char act_buf[LG_ACT_BYTES];
+    const int64_t nb = w->n_in / SF_QK;
+    const size_t per_token = (size_t)nb * SF_LG_ACT_BYTES;
+    if ((size_t)nb * sizeof(sf_lg_tile16) > sizeof tile_buf || per_token * SF_LG_TOKENS > sizeof act_buf) return false;
+    int chunk = (int)(sizeof act_buf / per_token);
+    if (chunk > T) chunk = T;
+    sf_lg_tile16 *tile = (sf_lg_tile16 *)tile_buf; /* [nb]: 16 rows */
+    const size_t row_bytes = sf_type_row_bytes(w->type, w->n_in);
+    const uint8_t *wd = w->data, *xd = x;
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        const int tc = T - t0 < chunk ? T - t0 : chunk;
+        const sf_lg_acts acts = sf_lg16_acts_prepare(w->type, xd + (size_t)t0 * x_stride, x_stride, tc, nb, act_buf);
+        for (int64_t rt = r0; rt < r1; rt += 16) {
+            const int64_t re = rt + 16 < r1 ? rt + 16 : r1;
+            tr->lg16_unpack(wd + (size_t)rt * row_bytes, row_bytes, (int)(re - rt), w->n_in, tile);
+            for (int k0 = 0; k0 < tc; k0 += SF_LG_TOKENS) {
+                const int n = tc - k0 < SF_LG_TOKENS ? tc - k0 : SF_LG_TOKENS;
+                const sf_lg_acts view = sf_lg16_acts_from(acts, k0);
+                float v[SF_LG_TOKENS][16];
+                tr->lg16_gemm(nb, tile, n, &view, v);
+                for (int k = 0; k < n; k++)
+                    for (int64_t r = rt; r < re; r++) store(y, y_stride, t0 + k0 + k, r, v[k][r - rt], accumulate);
+            }
+        }
+    }
+    return true;
+}
+
 /* The dot for token t outside the tiles: ggml's order for it. */
 static sf_vec_dot_fn token_dot(const sf_matrix *w, const sf_type_traits *tr, bool exact, int T, int t) {
     const int o = order_of(w, T, t);
@@ -131,6 +170,8 @@ void sf_matmul_rows(const sf_matrix *w, const void *x, size_t x_stride, int T, f
     const sf_type_traits *tr = sf_type_fast(w->type);
     const bool exact = sf_kernels_exact();
     if (!exact && tr->kq_gemm_2x4 && T >= 4 && matmul_kq(w, tr, x, x_stride, T, y, y_stride, accumulate, r0, r1))
+        return;
+    if (!exact && tr->lg16_gemm && T >= LG_MIN_TOKENS && matmul_lg16(w, tr, x, x_stride, T, y, y_stride, accumulate, r0, r1))
         return;
     /* exact mode: the 2x4 tiles only where they equal vec_dot */
     sf_vec_dot_2x4_fn tile = exact && !tr->vec_dot_2x4_exact ? NULL : tr->vec_dot_2x4;

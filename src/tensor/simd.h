@@ -23,6 +23,9 @@ void sf_avx512_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
 /* The K-quant prompt kernels for Q2_K..Q6_K: the 2x4 one (kq_gemm_impl.h)
  * with vpdpwssd where the CPU has AVX512-VNNI, else AVX2 (simd_kq_gemm_*.c);
  * on AVX-512 CPUs also the 16-row one (simd_kq16_avx512.c) */
+/* The fast-mode legacy prompt kernel: 16 interleaved rows x 8 tokens with
+ * vpdpbusd (legacy_tile.h; simd_gemm_legacy_avx512.c) */
+void sf_avx512_lg16_install(sf_type_traits fast[SF_TYPE_COUNT]);
 void sf_kq_gemm_install(sf_type_traits fast[SF_TYPE_COUNT], bool vnni);
 
 #endif

@@ -176,7 +176,10 @@ static void build_fast(int level) {
         for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_2x4_exact = t[i].vec_dot_2x4 != NULL;
         sf_kq_gemm_install(t, vnni);
         for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].ggml_order = true;
-        if (vnni && !g_exact) sf_simd_avx512_install_unordered(t);
+        if (vnni && !g_exact) {
+            sf_simd_avx512_install_unordered(t);
+            sf_avx512_lg16_install(t);
+        }
     }
     if (level >= ISA_AVX512) {
         sf_simd_avx512_install(t);

@@ -58,6 +58,8 @@ typedef void (*sf_kq_gemm_fn)(int64_t nsb, const struct sf_kq_unpacked *w0, cons
 /* The same on 16 interleaved rows (one sf_kq_tile16 per super-block):
  * out[k][row]. */
 struct sf_kq_tile16;
+struct sf_lg_tile16;
+struct sf_lg_acts;
 typedef void (*sf_kq16_gemm_fn)(int64_t nsb, const struct sf_kq_tile16 *w, const uint8_t *const a[4], int order,
                                 float out[4][16]);
 
@@ -77,6 +79,10 @@ typedef struct {
     sf_kq_gemm_fn kq_gemm_2x4;     /* K-quants: 2 unpacked rows x 4 tokens */
     sf_kq16_gemm_fn kq16_gemm;     /* K-quants: 16 interleaved rows x 4 tokens (AVX-512) */
     sf_vec_dot_fn dot_repacked_gemv; /* Q4_K: vec_dot in the order of ggml's repacked gemv */
+    /* legacy types, fast mode: 16 interleaved rows x up to 8 tokens (legacy_tile.h) */
+    void (*lg16_unpack)(const void *rows, size_t row_bytes, int n_rows, int64_t n, struct sf_lg_tile16 *dst);
+    void (*lg16_gemm)(int64_t nb, const struct sf_lg_tile16 *w, int n_tok, const struct sf_lg_acts *a,
+                      float out[][16]);
 } sf_type_traits;
 
 /* Scalar reference traits; NULL for an id that is unknown or unsupported. */
