@@ -10,27 +10,6 @@
 #include "generate.h"
 #include "sparsefuse_fusion.h"
 
-typedef struct {
-    bool tty;
-    double t_start, t_last;
-} analyze_ui;
-
-/* A progress bar on stderr: in place on a terminal, else a line every 5 s. */
-static void on_progress(const char *what, int64_t done, int64_t total, void *user) {
-    (void)what;
-    analyze_ui *ui = user;
-    const double now = app_now();
-    if (!ui->tty && now - ui->t_last < 5.0 && done < total) return;
-    ui->t_last = now;
-    const double eta = done > 0 ? (now - ui->t_start) / done * (total - done) : 0.0;
-    char bar[41];
-    const int fill = total > 0 ? (int)(40 * done / total) : 40;
-    for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
-    bar[40] = '\0';
-    fprintf(stderr, "%sanalyze [%s] %lld/%lld passes, ETA %.0f s%s", ui->tty ? "\r" : "", bar, (long long)done,
-            (long long)total, eta, ui->tty && done < total ? "" : "\n");
-}
-
 int cmd_analyze(int argc, char **argv) {
     app_model_opts mo = {0};
     const char *file = NULL, *out_dir = NULL;
@@ -77,8 +56,10 @@ int cmd_analyze(int argc, char **argv) {
     if (!m) goto done;
     toks = app_tokenize(&cmd, m, text, len, true, false, &n_tok);
     if (!toks) goto done;
-    analyze_ui ui = {.tty = isatty(2), .t_start = app_now()};
-    ap.progress = on_progress;
+    const double t0 = app_now();
+    app_progress ui;
+    app_progress_init(&ui, "analyze", "passes");
+    ap.progress = app_progress_bar;
     ap.user = &ui;
     fprintf(stderr, "analyze: %d tokens of text, using %lld in chunks of %d\n", n_tok,
             (long long)(n_tokens < n_tok ? n_tokens : n_tok), ap.n_ctx);
@@ -93,7 +74,7 @@ int cmd_analyze(int argc, char **argv) {
         goto done;
     }
     fprintf(stderr, "analyze: %d layers, %lld tokens, %.1f s; report in %s/index.html\n", an.n_layer,
-            (long long)an.n_tokens, app_now() - ui.t_start, out_dir);
+            (long long)an.n_tokens, app_now() - t0, out_dir);
     rc = APP_EXIT_OK;
 done:
     sf_analysis_free(&an);

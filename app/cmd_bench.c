@@ -91,8 +91,12 @@ static void print_row(printer *p, const char *test, const sf_bench_result *r) {
                p->n_items ? ",\n" : "", test, p->model, (unsigned long long)p->info->size_bytes,
                (long long)p->info->n_params, p->n_threads, r->n_tokens, r->n_depth, r->reps, r->tps_mean, r->tps_std);
         for (int i = 0; i < r->reps; i++) printf("%s%.4f", i ? ", " : "", r->samples[i]);
-        printf("], \"gbps\": %.3f, \"weight_bytes\": %llu, \"barriers_per_step\": %d}", r->gbps,
+        printf("], \"gbps\": %.3f, \"weight_bytes\": %llu, \"barriers_per_step\": %d", r->gbps,
                (unsigned long long)r->weight_bytes, r->barriers_per_step);
+        if (r->sparse)
+            printf(", \"sparse_bytes\": %llu, \"sparse_gbps\": %.3f, \"hidden_density\": %.4f, \"in_density\": %.4f",
+                   (unsigned long long)r->sparse_bytes, r->sparse_gbps, r->hidden_density, r->in_density);
+        printf("}");
         break;
     }
     p->n_items++;
@@ -115,6 +119,12 @@ static void print_md_notes(const sf_bench_result *pp, const sf_bench_result *tg,
     printf("GB/s: weight matrices read per forward step (%.2f MiB) x steps/s; tg: one step per token, "
            "pp: one per batch\n",
            (double)r->weight_bytes / (1024.0 * 1024.0));
+    if (tg && tg->sparse) {
+        printf("sparse decode: %.2f MiB of weights read per token (%.2f GB/s); active FFN neurons %.1f %%",
+               (double)tg->sparse_bytes / (1024.0 * 1024.0), tg->sparse_gbps, 100.0 * tg->hidden_density);
+        if (tg->in_density >= 0) printf(", FFN input channels %.1f %%", 100.0 * tg->in_density);
+        printf("\n");
+    }
 }
 
 /* ------------------------------------------------------------------- main */
@@ -147,6 +157,7 @@ static int run_tests(const cmd_spec *cmd, const app_model_opts *mo, const char *
     snprintf(p->model, sizeof p->model, "%s %.0fM %s", info.arch, (double)info.n_params / 1e6, info.ftype);
     bp.n_threads = p->n_threads;
     bp.n_batch = mo->batch;
+    bp.sparse = mo->sparse;
     if (p->fmt == OUT_MD) print_md_header();
     fflush(stdout);
     sf_bench_result pp, tg;
@@ -189,6 +200,7 @@ int cmd_bench(int argc, char **argv) {
     const char *output = NULL;
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
+        APP_ARG_SPARSE(&mo),
         {"-p", "--n-prompt", ARG_INT, &bp.n_prompt, "N", "prompt-processing test length; 0 skips it (default: 512)",
          0, 1 << 20, NULL},
         {"-n", "--n-gen", ARG_INT, &bp.n_gen, "N", "generation test length; 0 skips it (default: 128)", 0, 1 << 20,

@@ -141,6 +141,7 @@ int cmd_chat(int argc, char **argv) {
     int n_predict = -1, n_ctx = 4096;
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
+        APP_ARG_SPARSE(&mo),
         {"-p", "--prompt", ARG_STR, &prompt, "TEXT", "one user turn: answer it and exit (stdin is not read)", 0, 0,
          NULL},
         {"-n", "--n-predict", ARG_INT, &n_predict, "N",

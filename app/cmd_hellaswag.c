@@ -7,6 +7,7 @@
 #include "common.h"
 #include "generate.h"
 #include "sparsefuse_eval.h"
+#include "sparsefuse_sparsity.h"
 
 typedef struct {
     bool progress; /* stdout is not a terminal: progress lines on stderr */
@@ -34,6 +35,7 @@ int cmd_hellaswag(int argc, char **argv) {
     bool in_order = false;
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
+        APP_ARG_SPARSE(&mo),
         {"-f", "--file", ARG_STR, &file, "FILE",
          "tasks, 6 lines each (a name ending in .bz2 is read through 'bzip2 -dc')", 0, 0, NULL},
         {NULL, "--tasks", ARG_INT, &n_tasks, "N", "score N tasks (default: all)", 1, 1e9, NULL},
@@ -67,6 +69,8 @@ int cmd_hellaswag(int argc, char **argv) {
     sf_model *m = app_load_model(&cmd, &mo, path);
     sf_context *c = m ? app_new_context(&cmd, m, &mo, n_ctx, false) : NULL;
     if (!c) goto done;
+    /* a task is scored in one batch: with --sparse every token of it runs sparse */
+    if (mo.sparse) sf_context_sparse_policy(c, 1, 0);
     hs_ui ui = {.progress = !isatty(STDOUT_FILENO), .t_start = app_now()};
     ui.t_last = ui.t_start;
     sf_hellaswag_params hp = sf_hellaswag_default_params();

@@ -7,6 +7,7 @@
 #include "common.h"
 #include "generate.h"
 #include "sparsefuse_eval.h"
+#include "sparsefuse_sparsity.h"
 
 typedef struct {
     bool kld;          /* comparing against a base: table rows instead of [i]ppl */
@@ -64,6 +65,7 @@ int cmd_perplexity(int argc, char **argv) {
     int n_ctx = 0, n_chunks = 0;
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
+        APP_ARG_SPARSE(&mo),
         {"-f", "--file", ARG_STR, &file, "FILE", "text to evaluate, tokenized as one stream", 0, 0, NULL},
         {"-c", "--ctx-size", ARG_INT, &n_ctx, "N",
          "chunk length in tokens (default: 512, or the --kld base's)", 4, 1 << 24, NULL},
@@ -114,6 +116,8 @@ int cmd_perplexity(int argc, char **argv) {
     }
     c = app_new_context(&cmd, m, &mo, n_ctx, false);
     if (!c) goto done;
+    /* sparse on the scored second half of each chunk, dense on its context (as decoding would be) */
+    if (mo.sparse) sf_context_sparse_policy(c, 1, n_ctx / 2);
     if (toks)
         fprintf(stderr, "perplexity: %d tokens, chunks of %d (batch %d)\n", n_tok, n_ctx,
                 mo.batch > 0 ? mo.batch : 512);

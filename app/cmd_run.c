@@ -16,6 +16,7 @@ int cmd_run(int argc, char **argv) {
     bool echo = false, no_bos = false, no_special = false;
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
+        APP_ARG_SPARSE(&mo),
         {"-p", "--prompt", ARG_STR, &prompt, "TEXT", "the prompt", 0, 0, NULL},
         {"-f", "--file", ARG_STR, &file, "FILE", "read the prompt from FILE (its bytes as they are)", 0, 0, NULL},
         {"-n", "--n-predict", ARG_INT, &n_predict, "N",

@@ -1,4 +1,6 @@
 #include "common.h"
+#include "generate.h"
+#include "sparsefuse_sparsity.h"
 
 #include <errno.h>
 #include <spawn.h>
@@ -81,6 +83,11 @@ sf_context *app_new_context(const cmd_spec *cmd, sf_model *m, const app_model_op
         char what[64];
         snprintf(what, sizeof what, "cannot create a context of %d tokens", n_ctx);
         app_fail(cmd, what);
+    }
+    if (c && o->sparse && sf_context_use_sparse(c, o->sparse) != SF_OK) {
+        app_fail(cmd, "--sparse");
+        sf_context_free(c);
+        return NULL;
     }
     return c;
 }
@@ -213,4 +220,29 @@ int app_physical_cores(void) {
         }
     }
     return n_seen > 0 && n_seen <= n_cpu ? n_seen : (int)n_cpu;
+}
+
+void app_progress_init(app_progress *p, const char *cmd, const char *unit) {
+    p->cmd = cmd;
+    p->unit = unit;
+    p->tty = isatty(2);
+    p->t_start = app_now();
+    p->t_last = 0.0;
+}
+
+void app_progress_bar(const char *what, int64_t done, int64_t total, void *user) {
+    app_progress *ui = user;
+    const double now = app_now();
+    if (!ui->tty && now - ui->t_last < 5.0 && done < total) return;
+    ui->t_last = now;
+    const double eta = done > 0 ? (now - ui->t_start) / done * (total - done) : 0.0;
+    char bar[41];
+    const int fill = total > 0 ? (int)(40 * done / total) : 40;
+    for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
+    bar[40] = '\0';
+    const bool same = !what || strcmp(what, ui->cmd) == 0;
+    fprintf(stderr, "%s%s%s%s [%s] %lld/%lld%s%s, ETA %.0f s%s", ui->tty ? "\r" : "", ui->cmd, same ? "" : ": ",
+            same ? "" : what, bar, (long long)done, (long long)total, ui->unit ? " " : "", ui->unit ? ui->unit : "",
+            eta, ui->tty && done < total ? "" : "\n");
+    if (done == total) ui->t_start = now; /* a next phase starts its own clock */
 }

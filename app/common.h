@@ -16,6 +16,7 @@ typedef struct {
     int ctx;     /* 0 = command default */
     int batch;   /* 0 = 512 */
     bool verbose;
+    const char *sparse; /* side-car GGUF (sparsify) the contexts use, or NULL */
 } app_model_opts;
 
 #define APP_ARG_MODEL(o)                                                                          \
@@ -28,6 +29,10 @@ typedef struct {
      1 << 20, NULL}
 #define APP_ARG_VERBOSE(o)                                                                        \
     {"-v", "--verbose", ARG_FLAG, &(o)->verbose, NULL, "print library log messages to stderr", 0, 0, NULL}
+#define APP_ARG_SPARSE(o)                                                                         \
+    {NULL, "--sparse", ARG_STR, &(o)->sparse, "SIDE.gguf",                                        \
+     "contextual FFN sparsity from a side-car written by 'sparsefuse sparsify' (decode steps run sparse)", 0, 0, \
+     NULL}
 /* -m -t -b -v */
 #define APP_MODEL_ARGS(o) APP_ARG_MODEL(o), APP_ARG_THREADS(o), APP_ARG_BATCH(o), APP_ARG_VERBOSE(o)
 
@@ -68,7 +73,7 @@ bool app_readable(const cmd_spec *cmd, const char *what, const char *path);
  * app_model_path); NULL after printing the error. */
 sf_model *app_load_model(const cmd_spec *cmd, const app_model_opts *o, const char *path);
 /* Context of n_ctx positions (capped to the training context when
- * cap_to_train); NULL after printing. */
+ * cap_to_train), using o->sparse when given; NULL after printing. */
 sf_context *app_new_context(const cmd_spec *cmd, sf_model *m, const app_model_opts *o, int n_ctx,
                             bool cap_to_train);
 
@@ -82,6 +87,17 @@ int32_t *app_tokenize(const cmd_spec *cmd, const sf_model *m, const char *text, 
 
 /* Prints "sparsefuse NAME: what: <last library error>" and returns APP_EXIT_RUNTIME. */
 int app_fail(const cmd_spec *cmd, const char *what);
+
+/* A progress bar on stderr for sf_progress_fn: in place on a terminal,
+ * else a line every 5 s. user: an app_progress. */
+typedef struct {
+    const char *cmd;  /* "analyze" */
+    const char *unit; /* "passes", or NULL */
+    bool tty;
+    double t_start, t_last;
+} app_progress;
+void app_progress_init(app_progress *p, const char *cmd, const char *unit);
+void app_progress_bar(const char *what, int64_t done, int64_t total, void *user);
 
 /* Physical cores (for display when -t is not given). */
 int app_physical_cores(void);

@@ -22,6 +22,7 @@ static const struct {
     {"compare", cmd_compare, "a base model against variants: PPL, KLD, same top, HellaSwag, speed"},
     {"synth", cmd_synth, "write a random-weight model in a real model's shape (speed tests)"},
     {"fuse", cmd_fuse, "FFN Fusion: drop attention, fuse FFN runs, write a deci GGUF"},
+    {"sparsify", cmd_sparsify, "contextual sparsity: calibrate FFN thresholds, write a side-car for --sparse"},
 };
 enum { N_CMDS = sizeof g_cmds / sizeof g_cmds[0] };
 

@@ -1,8 +1,16 @@
 #!/usr/bin/env python3
-"""sparsefuse against llama.cpp, side by side, on the same GGUF and threads.
+"""sparsefuse against llama.cpp, side by side, on the same GGUFs and threads.
 
-    python3 bench/compare_llamacpp.py [-m MODEL] [-t THREADS] [-r REPS]
+    python3 bench/compare_llamacpp.py [-m MODEL [-m MODEL ...]] [-t THREADS] [-r REPS]
+                                      [-p N] [-n N] [-d N] [--tg-depth D]
                                       [--sparsefuse PATH] [--venv PATH] [--csv OUT]
+
+A bench matrix: every -m model (default: the SmolLM2-135M Q4_1 file) gets
+ppN (default pp512), tgN (default tg128) and tgN at KV depth D (--tg-depth,
+default 4096; 0 turns it off) on both engines, and one table at the end has a
+row per model: the three tests on llama.cpp and sparsefuse with the ratio
+sparsefuse / llama.cpp of the medians, sparsefuse's tg rate as effective
+weight bandwidth, and the peak RSS of both.
 
 llama.cpp is installed the way a user would get it: llama-cpp-python 0.3.36
 built from source with GGML_NATIVE=ON by tools/setup_reference_env.sh, into
@@ -11,20 +19,25 @@ version). Its side is driven by this same file (``--llama-driver``, run with
 the venv's Python) through the low-level ctypes API exactly as llama-bench
 does it: a persistent ggml thread pool (poll 50) attached to each context;
 ppN = one llama_decode of N random tokens (BOS first when the model adds it),
-logits only for the last; tgN = N single-token decodes of random tokens; one
-warm-up each (the whole prompt for pp, one token for tg), then the KV cache
-is cleared and the timed run follows, with a context of N positions per test.
+logits only for the last; tgN = N single-token decodes of random tokens; with
+a depth d, d random tokens are decoded untimed into the KV cache first (in
+chunks of 512); one warm-up each (the whole prompt for pp, one token for tg),
+then the KV cache is cleared, the depth refilled and the timed run follows,
+with a context of d + N positions per test.
 
-The sparsefuse side runs ``sparsefuse bench -p N -n N -r 1 -o json``, which
-does the same (one warm-up, one timed run, random tokens).
+The sparsefuse side runs ``sparsefuse bench -p N -n N -d d -r 1 -o json``,
+which does the same (one warm-up, one timed run, random tokens, context
+d + N).
 
-Every repetition of every engine is its own process, the engines alternate
-(llama.cpp first on even repetitions, sparsefuse first on odd ones), and the
-peak resident set of each process is its ru_maxrss from os.wait4() on that
-child (Linux: KiB). For llama.cpp that includes the Python interpreter and
-the llama_cpp import, which the driver measures before loading the model and
-the table reports. The table gives medians (and min..max) over the
-repetitions; nothing here is final until run on a quiet machine.
+Per engine, model and repetition there is one process for pp and tg (at depth
+-d, default 0) and, with --tg-depth D, one more for tg alone at depth D. The
+engines alternate (llama.cpp first on even repetitions, sparsefuse first on
+odd ones), and the peak resident set of each process is its ru_maxrss from
+os.wait4() on that child (Linux: KiB). For llama.cpp that includes the Python
+interpreter and the llama_cpp import, which the driver measures before
+loading the model and the table reports. The table gives medians (and
+min..max) over the repetitions; nothing here is final until run on a quiet
+machine.
 """
 
 import argparse
@@ -208,9 +221,10 @@ def fail(engine, cmd, code, err):
     sys.exit(f"compare_llamacpp: {engine} failed (exit {code}): {' '.join(cmd)}\n{tail}")
 
 
-def run_llama(py, args, rep):
-    cmd = [py, os.path.abspath(__file__), "--llama-driver", "-m", args.model, "-t", str(args.threads),
-           "-p", str(args.n_prompt), "-n", str(args.n_gen), "-d", str(args.n_depth), "--seed", str(1000 + rep),
+def run_llama(py, args, model, n_prompt, n_gen, n_depth, rep):
+    """One llama.cpp process: pp n_prompt (if > 0) and tg n_gen, both at KV depth n_depth."""
+    cmd = [py, os.path.abspath(__file__), "--llama-driver", "-m", model, "-t", str(args.threads),
+           "-p", str(n_prompt), "-n", str(n_gen), "-d", str(n_depth), "--seed", str(1000 + rep),
            "--flash-attn", args.flash_attn] + (["--no-extra-bufts"] if args.no_extra_bufts else [])
     code, out, err, rss = run_measured(cmd)
     if code != 0:
@@ -221,21 +235,44 @@ def run_llama(py, args, rep):
             "system_info": res["system_info"]}
 
 
-def run_sparsefuse(args):
-    cmd = [args.sparsefuse, "bench", "-m", args.model, "-t", str(args.threads), "-p", str(args.n_prompt),
-           "-n", str(args.n_gen), "-d", str(args.n_depth), "-r", "1", "-o", "json"]
+def run_sparsefuse(args, model, n_prompt, n_gen, n_depth):
+    """One sparsefuse bench process: pp n_prompt (if > 0) and tg n_gen, both at KV depth n_depth."""
+    cmd = [args.sparsefuse, "bench", "-m", model, "-t", str(args.threads), "-p", str(n_prompt),
+           "-n", str(n_gen), "-d", str(n_depth), "-r", "1", "-o", "json"]
     code, out, err, rss = run_measured(cmd)
     if code != 0:
         fail("sparsefuse", cmd, code, err)
     res = {"rss_kib": rss}
-    for t in json.loads(out):
-        at = f" @ d{args.n_depth}" if args.n_depth > 0 else ""
-        if t["test"] == f"pp{args.n_prompt}{at}":
+    at = f" @ d{n_depth}" if n_depth > 0 else ""
+    tests = json.loads(out)
+    for t in tests:
+        if t["test"] == f"pp{n_prompt}{at}":
             res["pp"] = t["tps_mean"]
-        elif t["test"] == f"tg{args.n_gen}{at}":
+        elif t["test"] == f"tg{n_gen}{at}":
             res["tg"] = t["tps_mean"]
             res["weight_bytes"] = t.get("weight_bytes")
+    want = ([f"pp{n_prompt}{at}"] if n_prompt > 0 else []) + [f"tg{n_gen}{at}"]
+    if ("pp" not in res and n_prompt > 0) or "tg" not in res:
+        sys.exit(f"compare_llamacpp: sparsefuse bench gave tests {[t['test'] for t in tests]}, "
+                 f"expected {want}: {' '.join(cmd)}")
     return res
+
+
+def run_engine(engine, py, args, model, rep):
+    """One repetition of one engine on one model: a process for pp + tg at depth -d, then (with
+    --tg-depth D > 0) a process for tg alone at depth D. Returns pp, tg, tgd (t/s) and the peak RSS
+    (KiB) of each process."""
+    def one(n_prompt, n_gen, n_depth):
+        if engine == "llama.cpp":
+            return run_llama(py, args, model, n_prompt, n_gen, n_depth, rep)
+        return run_sparsefuse(args, model, n_prompt, n_gen, n_depth)
+
+    r = one(args.n_prompt, args.n_gen, args.n_depth)
+    r["tgd"] = r["rss_tgd_kib"] = None
+    if args.tg_depth > 0:
+        d = one(0, args.n_gen, args.tg_depth)
+        r["tgd"], r["rss_tgd_kib"] = d["tg"], d["rss_kib"]
+    return r
 
 
 def sparsefuse_bandwidth(args):
@@ -246,35 +283,51 @@ def sparsefuse_bandwidth(args):
     return next((t for t in json.loads(r.stdout) if t["test"] == "bandwidth"), None)
 
 
-def fmt_rate(xs):
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return "-"
-    return f"{statistics.median(xs):.2f} ({min(xs):.2f}..{max(xs):.2f})"
-
-
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
 
 
+def num(x):
+    return "-" if x is None else f"{x:.1f}" if x >= 100 else f"{x:.2f}"
+
+
+def fmt_rate(xs):
+    """median, and (min..max) when there is more than one repetition."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return num(xs[0])
+    return f"{num(statistics.median(xs))} ({num(min(xs))}..{num(max(xs))})"
+
+
+CSV_HEADER = ("model,threads,n_prompt,n_gen,n_depth,tg_depth,engine,rep,order,"
+              "pp_tps,tg_tps,tgd_tps,peak_rss_kib,peak_rss_tgd_kib")
+
+
 def write_csv(path, rows):
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w", encoding="ascii", newline="\n") as f:
-        f.write("model,threads,engine,rep,order,pp_tps,tg_tps,peak_rss_kib\n")
+        f.write(CSV_HEADER + "\n")
         for r in rows:
             f.write(",".join("" if v is None else str(v) for v in r) + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    log(f"wrote {path}")
 
 
-def print_table(args, llama, sf, bw):
-    np_, ng = args.n_prompt, args.n_gen
-    lv = llama[0]
-    print(f"model: {os.path.basename(args.model)}; threads: {args.threads}; repetitions: {args.reps} "
-          f"(each in its own process, engines alternating)")
+def labels(args):
+    at = f"@d{args.n_depth}" if args.n_depth > 0 else ""
+    return f"pp{args.n_prompt}{at}", f"tg{args.n_gen}{at}", f"tg{args.n_gen}@d{args.tg_depth}"
+
+
+def print_table(args, results, bw):
+    pp_l, tg_l, tgd_l = labels(args)
+    depth = args.tg_depth > 0
+    lv = next(r for m in args.model for r in results[m]["llama.cpp"])
+    print(f"models: {len(args.model)}; threads: {args.threads}; repetitions: {args.reps} "
+          f"(each test run in its own process per engine, engines alternating)")
     print(f"llama.cpp: llama-cpp-python {lv['version']}, flash attention {args.flash_attn}; "
           f"system_info: {lv['system_info']}")
     if args.no_extra_bufts:
@@ -283,46 +336,66 @@ def print_table(args, llama, sf, bw):
     if bw:
         print(f"memory bandwidth (sparsefuse bench --bandwidth, copy, {bw['n_threads']} threads): "
               f"best {bw['gbps']:.2f} GB/s, median {bw['gbps_median']:.2f} GB/s")
+    else:
+        print("memory bandwidth: sparsefuse bench --bandwidth failed; no ceiling to read the GB/s against")
+    base = med([r["baseline_rss_kib"] for m in args.model for r in results[m]["llama.cpp"]]) / 1024
+    approx = [m for m in args.model if not results[m]["sparsefuse"][0].get("weight_bytes")]
+    if approx:
+        print("tg GB/s marked * uses the GGUF file size as the bytes per token (an over-estimate: this "
+              "sparsefuse bench reports no weight_bytes)")
     print()
-    at = f" @ d{args.n_depth}" if args.n_depth > 0 else ""
-    print(f"| engine | pp{np_}{at} t/s, median (min..max) | tg{ng}{at} t/s, median (min..max) | tg GB/s | peak RSS MiB |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    wb = sf[0].get("weight_bytes") or 0
-
-    def row(name, rs, rss_note=""):
-        tg = med([r["tg"] for r in rs])
-        gbps = f"{wb * tg / 1e9:.2f}" if wb and tg else "-"
-        rss = med([r["rss_kib"] for r in rs]) / 1024
-        print(f"| {name} | {fmt_rate([r['pp'] for r in rs])} | {fmt_rate([r['tg'] for r in rs])} | {gbps} | "
-              f"{rss:.1f}{rss_note} |")
-
-    base = med([r["baseline_rss_kib"] for r in llama]) / 1024
-    row("llama.cpp", llama, f" (incl. {base:.1f} Python)")
-    row("sparsefuse", sf)
-
-    def ratio(key):
-        a, b = med([r[key] for r in sf]), med([r[key] for r in llama])
-        return f"{a / b:.3f}" if a and b else "-"
-
-    rss_ratio = med([r["rss_kib"] for r in sf]) / med([r["rss_kib"] for r in llama])
-    print(f"| sparsefuse / llama.cpp | {ratio('pp')} | {ratio('tg')} | {ratio('tg')} | {rss_ratio:.3f} |")
+    cols = ["model"]
+    for t in (pp_l, tg_l) + ((tgd_l,) if depth else ()):
+        cols += [f"{t} llama.cpp", f"{t} sparsefuse", f"{t} ratio"]
+    cols += [f"sparsefuse {tg_l} GB/s", "peak RSS MiB llama.cpp", "peak RSS MiB sparsefuse"]
+    if depth:
+        cols += [f"peak RSS MiB {tgd_l} llama.cpp", f"peak RSS MiB {tgd_l} sparsefuse"]
+    print("| " + " | ".join(cols) + " |")
+    print("| --- |" + " ---: |" * (len(cols) - 1))
+    for m in args.model:
+        ll, sf = results[m]["llama.cpp"], results[m]["sparsefuse"]
+        cells = [os.path.basename(m)]
+        for key in ("pp", "tg") + (("tgd",) if depth else ()):
+            a, b = med([r[key] for r in sf]), med([r[key] for r in ll])
+            cells += [fmt_rate([r[key] for r in ll]), fmt_rate([r[key] for r in sf]),
+                      f"{a / b:.3f}" if a and b else "-"]
+        wb = sf[0].get("weight_bytes")
+        mark = "" if wb else "*"
+        wb = wb or os.path.getsize(m)
+        tg = med([r["tg"] for r in sf])
+        cells.append(f"{wb * tg / 1e9:.2f}{mark}" if tg else "-")
+        rss_keys = ("rss_kib", "rss_tgd_kib") if depth else ("rss_kib",)
+        for key in rss_keys:
+            cells += [f"{med([r[key] for r in e]) / 1024:.1f}" for e in (ll, sf)]
+        print("| " + " | ".join(cells) + " |")
     print()
-    print("t/s: each process runs one warm-up and one timed run per test; medians over the repetitions. "
-          "tg GB/s: weight matrices read per token "
-          f"({wb / 2**20:.1f} MiB, from sparsefuse) x tg t/s. Peak RSS: ru_maxrss of each process (os.wait4), "
-          "median over repetitions; it counts the mapped model pages touched.")
+    print(f"t/s: median (min..max) over the repetitions; each process runs one warm-up and one timed run "
+          f"per test. ratio: sparsefuse / llama.cpp of the medians (> 1: sparsefuse faster). "
+          + (f"{tgd_l}: {args.n_gen} single-token decodes with {args.tg_depth} tokens already in the KV "
+             f"cache (decoded untimed), in a process of its own. " if depth else "")
+           + f"GB/s: bytes of the weight matrices a token reads (from sparsefuse bench) x sparsefuse's "
+          f"{tg_l} t/s. Peak RSS: ru_maxrss of the {pp_l} + {tg_l} process"
+          + (f" (and of the {tgd_l} process)" if depth else "")
+          + f", median over the repetitions; it counts the mapped model pages touched, and for llama.cpp "
+          f"the Python interpreter and llama_cpp import ({base:.1f} MiB, measured before the model load).")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-m", "--model", default=DEFAULT_MODEL, help="GGUF model (default: %(default)s)")
+    ap.add_argument("-m", "--model", action="append", default=None,
+                    help="GGUF model; give it several times for a matrix, one table row each "
+                         f"(default: {os.path.relpath(DEFAULT_MODEL, REPO)})")
     ap.add_argument("-t", "--threads", type=int, default=2, help="threads for both engines (default: 2)")
-    ap.add_argument("-r", "--reps", type=int, default=5, help="repetitions per engine (default: 5)")
+    ap.add_argument("-r", "--reps", type=int, default=5, help="repetitions per engine and model (default: 5)")
     ap.add_argument("-p", "--n-prompt", type=int, default=512, help="pp test length (default: 512)")
-    ap.add_argument("-n", "--n-gen", type=int, default=128, help="tg test length (default: 128)")
+    ap.add_argument("-n", "--n-gen", type=int, default=128, help="tg test length, also of the deep tg (default: 128)")
     ap.add_argument("-d", "--n-depth", type=int, default=0,
-                    help="tokens in the KV cache before each test, decoded untimed (llama-bench -d; default: 0)")
+                    help="tokens in the KV cache before the pp and tg tests, decoded untimed "
+                         "(llama-bench -d; default: 0)")
+    ap.add_argument("--tg-depth", type=int, default=4096, metavar="D",
+                    help="a third test: tg of -n tokens with D tokens already in the KV cache, in a process "
+                         "of its own per engine (context D + n); 0 turns it off (default: 4096)")
     ap.add_argument("--sparsefuse", default=os.path.join(REPO, "build", "sparsefuse"),
                     help="sparsefuse binary (default: build/sparsefuse)")
     ap.add_argument("--venv", default=None,
@@ -333,20 +406,37 @@ def main():
     ap.add_argument("--no-extra-bufts", action="store_true",
                     help="llama.cpp without extra buffer types (no weight repacking, no AMX backend): slower "
                          "llama.cpp, for hosts where its AMX path crashes; the table says so")
-    ap.add_argument("--csv", metavar="OUT", help="also write every repetition's numbers to this CSV file")
+    ap.add_argument("--csv", metavar="OUT",
+                    help="also write every repetition's numbers (one row per model, engine and repetition) "
+                         "to this CSV file, rewritten after each repetition")
     ap.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--llama-driver", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.model = args.model or [DEFAULT_MODEL]
 
     if args.llama_driver:
-        llama_driver(args.model, args.threads, args.n_prompt, args.n_gen, args.seed, args.flash_attn, args.n_depth,
-                     extra_bufts=not args.no_extra_bufts)
+        if len(args.model) != 1:
+            sys.exit("llama driver: exactly one -m")
+        llama_driver(args.model[0], args.threads, args.n_prompt, args.n_gen, args.seed, args.flash_attn,
+                     args.n_depth, extra_bufts=not args.no_extra_bufts)
         return
-    if args.reps < 1 or args.threads < 1 or args.n_prompt < 1 or args.n_gen < 1 or args.n_depth < 0:
-        ap.error("-r, -t, -p and -n must be >= 1, -d >= 0")
-    args.model = os.path.abspath(args.model)
-    if not os.path.isfile(args.model):
-        ap.error(f"model {args.model} does not exist (scripts/fetch_models.sh fetches the default one)")
+    if (args.reps < 1 or args.threads < 1 or args.n_prompt < 1 or args.n_gen < 1 or args.n_depth < 0
+            or args.tg_depth < 0):
+        ap.error("-r, -t, -p and -n must be >= 1, -d and --tg-depth >= 0")
+    models = []
+    for m in args.model:
+        m = os.path.abspath(m)
+        if not os.path.isfile(m):
+            ap.error(f"model {m} does not exist (scripts/fetch_models.sh fetches the models/ ones; "
+                     "sparsefuse synth writes synthetic ones)")
+        if m in models:
+            log(f"{m} given twice; measuring it once")
+        else:
+            models.append(m)
+    args.model = models
+    if args.tg_depth > 0 and args.tg_depth == args.n_depth:
+        log(f"--tg-depth {args.tg_depth} is -d: the tg test already runs at that depth; no third test")
+        args.tg_depth = 0
     args.sparsefuse = os.path.abspath(args.sparsefuse)
     if not os.access(args.sparsefuse, os.X_OK):
         ap.error(f"{args.sparsefuse} is not an executable; build it first "
@@ -354,19 +444,26 @@ def main():
     py = ensure_venv(os.path.abspath(args.venv or os.path.join(REPO, "bench", ".venv")))
 
     bw = sparsefuse_bandwidth(args)
-    llama, sf, rows = [], [], []
+    pp_l, tg_l, tgd_l = labels(args)
+    results = {m: {"llama.cpp": [], "sparsefuse": []} for m in args.model}
+    rows = []
     for rep in range(args.reps):
         order = ["llama.cpp", "sparsefuse"] if rep % 2 == 0 else ["sparsefuse", "llama.cpp"]
-        for pos, engine in enumerate(order):
-            r = run_llama(py, args, rep) if engine == "llama.cpp" else run_sparsefuse(args)
-            (llama if engine == "llama.cpp" else sf).append(r)
-            rows.append((os.path.basename(args.model), args.threads, engine, rep, pos, r.get("pp"), r.get("tg"),
-                         r["rss_kib"]))
-            log(f"rep {rep + 1}/{args.reps} {engine}: pp{args.n_prompt} {r.get('pp', 0):.2f} t/s, "
-                f"tg{args.n_gen} {r.get('tg', 0):.2f} t/s, peak RSS {r['rss_kib'] / 1024:.1f} MiB")
+        for m in args.model:
+            name = os.path.basename(m)
+            for pos, engine in enumerate(order):
+                r = run_engine(engine, py, args, m, rep)
+                results[m][engine].append(r)
+                rows.append((name, args.threads, args.n_prompt, args.n_gen, args.n_depth, args.tg_depth, engine,
+                             rep, pos, r.get("pp"), r.get("tg"), r["tgd"], r["rss_kib"], r["rss_tgd_kib"]))
+                deep = f", {tgd_l} {r['tgd']:.2f} t/s" if r["tgd"] is not None else ""
+                log(f"rep {rep + 1}/{args.reps} {name} {engine}: {pp_l} {r.get('pp') or 0:.2f} t/s, "
+                    f"{tg_l} {r.get('tg') or 0:.2f} t/s{deep}, peak RSS {r['rss_kib'] / 1024:.1f} MiB")
+        if args.csv:
+            write_csv(args.csv, rows)
     if args.csv:
-        write_csv(args.csv, rows)
-    print_table(args, llama, sf, bw)
+        log(f"wrote {args.csv}")
+    print_table(args, results, bw)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,7 @@ typedef struct {
     int n_batch;        /* 0 = 512 */
     int n_depth;        /* tokens already in the KV cache before each timed run (llama-bench -d), 0..1<<20 */
     uint64_t seed;      /* random tokens */
+    const char *sparse; /* side-car (sparsify) for the context, or NULL: decode steps run sparse */
 } sf_bench_params;
 
 typedef struct {
@@ -132,6 +133,12 @@ typedef struct {
     int barriers_per_step;  /* thread-pool regions (barriers) per step, -1 if unknown */
     uint64_t weight_bytes;  /* sf_model_decode_weight_bytes: matrix bytes read per step */
     double gbps;            /* effective weight bandwidth: weight_bytes * steps/s (from tps_mean), 1e9 B/s */
+    /* with a side-car, steps that ran sparse (tg): the weight bytes a step
+     * actually read, that bandwidth, and the fraction of FFN neurons and of
+     * FFN input channels active (-1 where that site is dense) */
+    bool sparse;
+    uint64_t sparse_bytes;
+    double sparse_gbps, hidden_density, in_density;
 } sf_bench_result;
 
 sf_bench_params sf_bench_default_params(void); /* 512, 128, 5 reps */

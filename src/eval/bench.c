@@ -6,6 +6,8 @@
 
 #include "base/error.h"
 #include "eval/eval_internal.h"
+#include "model/context.h"
+#include "sparse/sparse.h"
 
 sf_bench_params sf_bench_default_params(void) {
     sf_bench_params p = {.n_prompt = 512, .n_gen = 128, .reps = 5, .seed = 1};
@@ -43,6 +45,29 @@ static int run_once(sf_context *c, const int32_t *depth, int n_depth, const int3
     return rc;
 }
 
+/* What the side-car's steps read (sf_bench_result.sparse_*), from the
+ * context's counters over the test's runs. */
+static void sparse_bytes(sf_context *c, uint64_t weight_bytes, sf_bench_result *out) {
+    sf_sparse_stats st;
+    sf_context_sparse_stats(c, &st, true);
+    if (!c->sparse || st.tokens == 0) return;
+    uint64_t dense_ffn = 0;
+    int n_sparse = 0;
+    for (int l = 0; l < c->model->n_layer; l++) {
+        const sf_sparse_layer *S = &c->sparse->layers[l];
+        if (!S->site[SF_SITE_FFN_IN].on && !S->site[SF_SITE_FFN_HIDDEN].on) continue;
+        const sf_layer *L = &c->model->layers[l];
+        dense_ffn += L->ffn_gate->nbytes + L->ffn_up->nbytes + L->ffn_down->nbytes;
+        n_sparse++;
+    }
+    const double steps = (double)st.tokens / n_sparse;
+    out->sparse = true;
+    out->sparse_bytes = weight_bytes - dense_ffn + (uint64_t)(st.bytes / steps);
+    out->sparse_gbps = (double)out->sparse_bytes * out->tps_mean * out->steps / out->n_tokens / 1e9;
+    out->hidden_density = st.hidden_total ? (double)st.hidden_active / st.hidden_total : -1.0;
+    out->in_density = st.in_total ? (double)st.in_active / st.in_total : -1.0;
+}
+
 static int run_test(sf_context *c, const int32_t *depth, int n_depth, const int32_t *toks, int n, bool tg, int reps,
                     int n_batch, uint64_t weight_bytes, sf_bench_result *out) {
     double sec;
@@ -73,6 +98,7 @@ static int run_test(sf_context *c, const int32_t *depth, int n_depth, const int3
     out->barriers_per_step = barriers < 0 ? -1 : tg ? barriers : barriers / out->steps;
     out->weight_bytes = weight_bytes;
     out->gbps = (double)weight_bytes * out->tps_mean * out->steps / n / 1e9;
+    sparse_bytes(c, weight_bytes, out);
     return SF_OK;
 }
 
@@ -102,6 +128,10 @@ int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *p
     cp.n_threads = p.n_threads;
     sf_context *c = sf_context_new(m, &cp);
     if (!c) return sf_fail_context(SF_ERR_ARG, "bench: creating a context of %d", cp.n_ctx);
+    if (p.sparse && sf_context_use_sparse(c, p.sparse) != SF_OK) {
+        sf_context_free(c);
+        return sf_fail_context(SF_ERR_ARG, "bench: --sparse");
+    }
     int32_t *toks = malloc((size_t)(n_max + p.n_depth) * sizeof *toks); /* [n_max + n_depth]: test, then depth */
     if (!toks) {
         sf_context_free(c);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "sparse/sparse.h"
 #include "tensor/types.h"
 
 sf_context_params sf_context_default_params(void) {
@@ -155,6 +156,7 @@ void sf_context_free(sf_context *c) {
     free(c->shadow);
     free(c->x0); free(c->xsum); free(c->pos); free(c->tokens); free(c->logits);
     free(c->x_gather); free(c->pos_gather); free(c->row_token);
+    sf_sparse_detach(c);
     free(c);
 }
 

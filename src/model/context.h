@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "tensor/fp16.h"
 #include "tensor/matmul.h"
+#include "sparsefuse_sparsity.h"
 
 /* Activation types a weight can ask for (its vec_dot_type). */
 enum { SF_ACT_F32, SF_ACT_F16, SF_ACT_BF16, SF_ACT_Q8_0, SF_ACT_Q8_1, SF_ACT_Q8_K, SF_ACT_KINDS };
@@ -61,6 +62,16 @@ struct sf_context {
     int32_t *tokens; /* [B] */
     sf_act_buffers act;
 
+    /* Contextual sparsity (sparse/sparse.h): the side-car in use, or NULL,
+     * and which tokens run it (sf_context_sparse_policy). */
+    struct sf_sparse *sparse;
+    int sparse_max_batch, sparse_min_pos;
+    const void **sp_rows; /* [n_threads][sp_stride] active rows of a transposed matrix, per thread */
+    float *sp_scale;      /* [n_threads][sp_stride] their scales */
+    size_t sp_stride;     /* max(n_embd, n_ff_max) */
+    bool *sp_not_dense;   /* [B] token does not join the dense FFN batch of this layer (skips it, or runs sparse) */
+    sf_sparse_stats sp_stats;
+
     float *logits;   /* [B][n_vocab] */
     int n_logits;    /* rows of logits valid after the last decode */
     int logits_first;/* index (in the last call) of the first row kept */
@@ -87,7 +98,12 @@ typedef enum {
  *  - ffn_hidden sees, and may zero, the FFN hidden activations h [T][n_ff]
  *    of each layer before the down projection; row i belongs to token
  *    row_token[i] of the call (the hook for a per-token FFN neuron subset);
+ *  - on_ffn sees each FFN's normed input xn [T][n_embd], gate
+ *    pre-activations g [T][n_ff] and hidden activations h [T][n_ff]
+ *    (rows as for ffn_hidden; sparsity calibration);
  *  - on_stage sees the residual stream [T][n_embd] at each sf_stage.
+ * Tokens a side-car runs sparse (sf_context_use_sparse) call neither FFN
+ * hook.
  * In a parallel group (all members read the group's input) on_stage is
  * called with SF_STAGE_INPUT at its first layer and SF_STAGE_OUTPUT at its
  * last; per-token routing and slices that cut a group are errors there. */
@@ -100,6 +116,8 @@ typedef struct {
     const bool *skip_attn;    /* [n_layer][n_tokens]: token t skips layer l's attention where set */
     const bool *skip_ffn;     /* [n_layer][n_tokens]: token t skips layer l's FFN where set */
     void (*ffn_hidden)(void *user, int layer, const int *row_token, int T, float *h, int n_ff);
+    void (*on_ffn)(void *user, int layer, const int *row_token, int T, const float *xn, const float *g, const float *h,
+                   int n_ff);
     void (*on_stage)(void *user, int layer, sf_stage stage, const float *x, int T);
     void *user;
 } sf_run_plan;

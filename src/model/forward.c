@@ -14,7 +14,9 @@
 #include "model/attention.h"
 #include "model/context.h"
 #include "model/debug_dump.h"
+#include "model/forward_impl.h"
 #include "model/ops.h"
+#include "sparse/sparse.h"
 #include "tensor/types.h"
 
 typedef struct {
@@ -35,6 +37,7 @@ typedef struct {
     const float *norm_w;     /* norm weight for the row op, or NULL */
     uint32_t quant_kinds;    /* bit mask of SF_ACT_* to produce from the normed rows */
     int t0;                  /* first token for the final norm */
+    bool keep_gate;          /* gate/up: h into hb2, the gate pre-activations kept in hb */
 } sf_job;
 
 static int act_kind(sf_type vec_dot_type) {
@@ -51,14 +54,14 @@ static int act_kind(sf_type vec_dot_type) {
 static const sf_type g_kind_type[SF_ACT_KINDS] = {SF_TYPE_F32, SF_TYPE_F16, SF_TYPE_BF16,
                                                   SF_TYPE_Q8_0, SF_TYPE_Q8_1, SF_TYPE_Q8_K};
 
-static sf_matrix matrix_of(const sf_gguf_tensor *t) {
+sf_matrix sf_fw_matrix_of(const sf_gguf_tensor *t) {
     sf_matrix m = {t->data, t->type, t->ne[0], t->ne[1], 0, 0};
     return m;
 }
 
 static const float *bias_of(const sf_gguf_tensor *t) { return t ? t->data : NULL; }
 
-static int weight_kind(const sf_gguf_tensor *t) { return act_kind(sf_type_ref(t->type)->vec_dot_type); }
+int sf_fw_weight_kind(const sf_gguf_tensor *t) { return act_kind(sf_type_ref(t->type)->vec_dot_type); }
 
 /* Quantizes row t of src[n] into every activation kind in `kinds`. */
 static void quantize_row(sf_context *c, const float *row, int n, int t, uint32_t kinds) {
@@ -239,8 +242,9 @@ static void region_gate_up(void *arg, int ith, int nth) {
     for (int i = 0; i < 2; i++)
         sf_matmul_rows(&j->mats[i], c->act.buf[j->act_kind[i]], c->act.stride[j->act_kind[i]], j->T,
                        i == 0 ? c->hb : c->hb2, F, false, r0, r1);
+    float *h = j->keep_gate ? c->hb2 : c->hb;
     for (int t = 0; t < j->T; t++)
-        sf_glu(c->hb + (size_t)t * F, c->hb + (size_t)t * F, c->hb2 + (size_t)t * F, (int)r0, (int)r1, F,
+        sf_glu(h + (size_t)t * F, c->hb + (size_t)t * F, c->hb2 + (size_t)t * F, (int)r0, (int)r1, F,
                c->model->ffn_act);
 }
 
@@ -248,55 +252,55 @@ static void region_gate_up(void *arg, int ith, int nth) {
 
 /* One parallel region, or, in a serial shadow context, the same work on the
  * calling thread. */
-static void run_region(sf_context *c, sf_pool_fn fn, void *job) {
+void sf_fw_run_region(sf_context *c, sf_pool_fn fn, void *job) {
     if (c->serial) fn(job, 0, 1);
     else sf_pool_run(c->pool, fn, job);
 }
 
 /* Activation kinds the matmuls with these weights read (NULLs ignored). */
-static uint32_t kinds_for(const sf_gguf_tensor *a, const sf_gguf_tensor *b, const sf_gguf_tensor *c) {
+uint32_t sf_fw_kinds_for(const sf_gguf_tensor *a, const sf_gguf_tensor *b, const sf_gguf_tensor *c) {
     uint32_t k = 0;
-    if (a) k |= 1u << weight_kind(a);
-    if (b) k |= 1u << weight_kind(b);
-    if (c) k |= 1u << weight_kind(c);
+    if (a) k |= 1u << sf_fw_weight_kind(a);
+    if (b) k |= 1u << sf_fw_weight_kind(b);
+    if (c) k |= 1u << sf_fw_weight_kind(c);
     return k;
 }
 
 /* xn = norm(x), quantized for the next matmuls. */
-static void norm_quantize(sf_context *c, int T, const sf_gguf_tensor *norm, uint32_t kinds) {
+void sf_fw_norm_quantize(sf_context *c, int T, const sf_gguf_tensor *norm, uint32_t kinds) {
     sf_job j = {.c = c, .T = T, .norm_w = norm->data, .quant_kinds = kinds};
-    run_region(c, region_norm_quant, &j);
+    sf_fw_run_region(c, region_norm_quant, &j);
 }
 
 /* src [T][n] quantized for the next matmul. */
-static void quantize(sf_context *c, int T, const float *src, int n, uint32_t kinds) {
+void sf_fw_quantize(sf_context *c, int T, const float *src, int n, uint32_t kinds) {
     sf_job j = {.c = c, .T = T, .src = src, .src_n = n, .quant_kinds = kinds};
-    run_region(c, region_quant_rows, &j);
+    sf_fw_run_region(c, region_quant_rows, &j);
 }
 
 /* out (+)= W · a for the T quantized activation rows. ggml_rows: see
  * ggml_ffn_rows (T for every other matmul). */
-static void matmul(sf_context *c, int T, const sf_gguf_tensor *w, float *out, int64_t out_stride, bool accumulate,
+void sf_fw_matmul(sf_context *c, int T, const sf_gguf_tensor *w, float *out, int64_t out_stride, bool accumulate,
                    int ggml_rows) {
     sf_job j = {.c = c, .T = T, .n_mats = 1, .accumulate = accumulate};
-    j.mats[0] = matrix_of(w);
+    j.mats[0] = sf_fw_matrix_of(w);
     j.mats[0].ggml_batch = ggml_rows;
     j.mats[0].ggml_first = T - ggml_rows;
     j.outs[0] = out;
     j.out_stride[0] = out_stride;
-    j.act_kind[0] = weight_kind(w);
-    run_region(c, region_matmul, &j);
+    j.act_kind[0] = sf_fw_weight_kind(w);
+    sf_fw_run_region(c, region_matmul, &j);
 }
 
 /* x += post_norm(tmp). */
-static void post_norm_residual(sf_context *c, int T, const sf_gguf_tensor *post_norm) {
+void sf_fw_post_norm_residual(sf_context *c, int T, const sf_gguf_tensor *post_norm) {
     sf_job j = {.c = c, .T = T, .norm_w = post_norm->data};
-    run_region(c, region_post_norm_residual, &j);
+    sf_fw_run_region(c, region_post_norm_residual, &j);
 }
 
 /* Where a sub-layer writes its output o: straight into x, the matmul adding
  * it (x += o), or, with a post-norm, into tmp for x += norm(o). */
-static float *sublayer_out(sf_context *c, const sf_gguf_tensor *post_norm) { return post_norm ? c->tmp : c->x; }
+float *sf_fw_sublayer_out(sf_context *c, const sf_gguf_tensor *post_norm) { return post_norm ? c->tmp : c->x; }
 
 /* Developer aid (SF_DUMP_DIR, debug_dump.h): tensor `name` of layer L, named
  * as in llama.cpp's graph. */
@@ -328,35 +332,35 @@ static void attention_sublayer(sf_context *c, const sf_layer *L, const pass *ps,
     (void)ps;
     const sf_model *m = c->model;
     const int E = m->n_embd;
-    float *o = sublayer_out(c, L->attn_post_norm);
+    float *o = sf_fw_sublayer_out(c, L->attn_post_norm);
     if (L->attn == SF_ATTN_LINEAR) {
-        norm_quantize(c, T, L->attn_norm, kinds_for(L->wo, NULL, NULL));
-        matmul(c, T, L->wo, o, E, o == c->x, T);
+        sf_fw_norm_quantize(c, T, L->attn_norm, sf_fw_kinds_for(L->wo, NULL, NULL));
+        sf_fw_matmul(c, T, L->wo, o, E, o == c->x, T);
     } else {
-        norm_quantize(c, T, L->attn_norm, kinds_for(L->wq, L->wk, L->wv));
+        sf_fw_norm_quantize(c, T, L->attn_norm, sf_fw_kinds_for(L->wq, L->wk, L->wv));
         /* q, k, v = Wq h + bq, Wk h + bk, Wv h + bv: one region */
         sf_job jqkv = {.c = c, .T = T, .n_mats = 3,
-                       .mats = {matrix_of(L->wq), matrix_of(L->wk), matrix_of(L->wv)},
+                       .mats = {sf_fw_matrix_of(L->wq), sf_fw_matrix_of(L->wk), sf_fw_matrix_of(L->wv)},
                        .outs = {c->q, c->k, c->v},
                        .out_stride = {(int64_t)L->n_head * m->head_dim_k, (int64_t)L->n_head_kv * m->head_dim_k,
                                       (int64_t)L->n_head_kv * m->head_dim_v},
-                       .act_kind = {weight_kind(L->wq), weight_kind(L->wk), weight_kind(L->wv)},
+                       .act_kind = {sf_fw_weight_kind(L->wq), sf_fw_weight_kind(L->wk), sf_fw_weight_kind(L->wv)},
                        .bias = {bias_of(L->bq), bias_of(L->bk), bias_of(L->bv)}};
-        run_region(c, region_matmul, &jqkv);
+        sf_fw_run_region(c, region_matmul, &jqkv);
         /* the KV cells these tokens write and see */
         sf_kv_cells_append(&c->kv_cells[L->kv_slot], c->pos, T, L->swa ? m->n_swa : 0, c->cell, c->cell_lo);
         sf_job j = {.c = c, .L = L, .T = T};
-        run_region(c, region_rope_store, &j);
-        run_region(c, region_attention, &j);
+        sf_fw_run_region(c, region_rope_store, &j);
+        sf_fw_run_region(c, region_attention, &j);
         trace(c, L, "attn_norm", c->xn, T, E);
         trace(c, L, "Qcur", c->q, T, L->n_head * m->head_dim_k);
         trace(c, L, "kqv_out", c->att, T, L->n_head * m->head_dim_v);
-        quantize(c, T, c->att, L->n_head * m->head_dim_v, kinds_for(L->wo, NULL, NULL));
-        matmul(c, T, L->wo, o, E, o == c->x, T);
+        sf_fw_quantize(c, T, c->att, L->n_head * m->head_dim_v, sf_fw_kinds_for(L->wo, NULL, NULL));
+        sf_fw_matmul(c, T, L->wo, o, E, o == c->x, T);
     }
     if (L->attn_post_norm) {
         trace(c, L, "attn_out", c->tmp, T, E);
-        post_norm_residual(c, T, L->attn_post_norm);
+        sf_fw_post_norm_residual(c, T, L->attn_post_norm);
     }
 }
 
@@ -364,27 +368,32 @@ static void attention_sublayer(sf_context *c, const sf_layer *L, const pass *ps,
 static void ffn_sublayer(sf_context *c, const sf_layer *L, const pass *ps, int T) {
     const sf_model *m = c->model;
     const int E = m->n_embd, rows = ggml_ffn_rows(c, ps, L, T);
-    float *o = sublayer_out(c, L->ffn_post_norm);
-    norm_quantize(c, T, L->ffn_norm, kinds_for(L->ffn_gate, L->ffn_up, NULL));
+    float *o = sf_fw_sublayer_out(c, L->ffn_post_norm);
+    sf_fw_norm_quantize(c, T, L->ffn_norm, sf_fw_kinds_for(L->ffn_gate, L->ffn_up, NULL));
     /* hb = act(W_gate h) ⊙ W_up h, each thread on its slice of neurons */
-    sf_job j = {.c = c, .L = L, .T = T, .n_mats = 2, .mats = {matrix_of(L->ffn_gate), matrix_of(L->ffn_up)},
-                .act_kind = {weight_kind(L->ffn_gate), weight_kind(L->ffn_up)}};
+    sf_job j = {.c = c, .L = L, .T = T, .n_mats = 2, .mats = {sf_fw_matrix_of(L->ffn_gate), sf_fw_matrix_of(L->ffn_up)},
+                .act_kind = {sf_fw_weight_kind(L->ffn_gate), sf_fw_weight_kind(L->ffn_up)}};
     for (int i = 0; i < 2; i++) {
         j.mats[i].ggml_batch = rows;
         j.mats[i].ggml_first = T - rows;
     }
-    run_region(c, region_gate_up, &j);
+    j.keep_gate = ps->plan->on_ffn != NULL;
+    sf_fw_run_region(c, region_gate_up, &j);
+    if (ps->plan->on_ffn) {
+        ps->plan->on_ffn(ps->plan->user, (int)(L - m->layers), c->row_token, T, c->xn, c->hb, c->hb2, L->n_ff);
+        memcpy(c->hb, c->hb2, sizeof(float) * (size_t)T * L->n_ff);
+    }
     if (ps->plan->ffn_hidden)
         ps->plan->ffn_hidden(ps->plan->user, (int)(L - m->layers), c->row_token, T, c->hb, L->n_ff);
     trace(c, L, "ffn_glu", c->hb, T, L->n_ff);
     trace(c, L, "ffn_norm", c->xn, T, E);
     trace(c, L, "ffn_inp", c->x, T, E); /* llama's name for the residual entering the FFN */
     trace(c, L, "sa_out", c->x, T, E);  /* gemma3's */
-    quantize(c, T, c->hb, L->n_ff, kinds_for(L->ffn_down, NULL, NULL));
-    matmul(c, T, L->ffn_down, o, E, o == c->x, rows);
+    sf_fw_quantize(c, T, c->hb, L->n_ff, sf_fw_kinds_for(L->ffn_down, NULL, NULL));
+    sf_fw_matmul(c, T, L->ffn_down, o, E, o == c->x, rows);
     if (L->ffn_post_norm) {
         trace(c, L, "ffn_out", c->tmp, T, E);
-        post_norm_residual(c, T, L->ffn_post_norm);
+        sf_fw_post_norm_residual(c, T, L->ffn_post_norm);
     }
 }
 
@@ -425,6 +434,29 @@ static const bool *batch_mask(const pass *ps, const bool *mask, int il) {
     return mask ? mask + (size_t)il * ps->n_tokens + ps->t_first : NULL;
 }
 
+/* The FFN of layer il for the tokens that do not skip it: the dense
+ * sub-layer as one batch, and, where the context uses a side-car that makes
+ * this layer sparse, each token its policy picks through the sparse one. */
+static void ffn_step(sf_context *c, const pass *ps, const sf_layer *L, int il) {
+    const bool *skip = batch_mask(ps, ps->plan->skip_ffn, il);
+    const sf_sparse_layer *S = c->sparse ? &c->sparse->layers[il] : NULL;
+    if (!S || !(S->site[SF_SITE_FFN_IN].on || S->site[SF_SITE_FFN_HIDDEN].on)) {
+        routed(c, ps, L, skip, ffn_sublayer);
+        return;
+    }
+    bool *not_dense = c->sp_not_dense; /* skips the dense batch: skipped, or sparse */
+    for (int t = 0; t < ps->T; t++)
+        not_dense[t] = (skip && skip[t]) || ps->T <= c->sparse_max_batch || c->pos[t] >= c->sparse_min_pos;
+    routed(c, ps, L, not_dense, ffn_sublayer);
+    float *x = c->x;
+    for (int t = 0; t < ps->T; t++) {
+        if (!not_dense[t] || (skip && skip[t])) continue;
+        c->x = x + (size_t)t * c->model->n_embd;
+        sf_sparse_ffn_token(c, L, il);
+    }
+    c->x = x;
+}
+
 static void show(sf_context *c, const pass *ps, int il, sf_stage stage) {
     if (ps->plan->on_stage) ps->plan->on_stage(ps->plan->user, il, stage, c->x, ps->T);
 }
@@ -437,8 +469,7 @@ static void layer_forward(sf_context *c, const pass *ps, int il) {
     if (L->attn != SF_ATTN_NONE && !(p->drop_attn && p->drop_attn[il]))
         routed(c, ps, L, batch_mask(ps, p->skip_attn, il), attention_sublayer);
     show(c, ps, il, SF_STAGE_AFTER_ATTN);
-    if (L->ffn != SF_FFN_NONE && !(p->drop_ffn && p->drop_ffn[il]))
-        routed(c, ps, L, batch_mask(ps, p->skip_ffn, il), ffn_sublayer);
+    if (L->ffn != SF_FFN_NONE && !(p->drop_ffn && p->drop_ffn[il])) ffn_step(c, ps, L, il);
     show(c, ps, il, SF_STAGE_OUTPUT);
 }
 
@@ -484,9 +515,9 @@ static void group_forward(sf_context *c, const pass *ps, int first, int last) {
 static void lm_head(sf_context *c, int T, int n_out) {
     const sf_model *m = c->model;
     sf_job jn = {.c = c, .T = T, .t0 = T - n_out, .norm_w = m->output_norm->data,
-                 .quant_kinds = kinds_for(m->output, NULL, NULL)};
+                 .quant_kinds = sf_fw_kinds_for(m->output, NULL, NULL)};
     sf_pool_run(c->pool, region_norm_quant, &jn);
-    matmul(c, n_out, m->output, c->logits, m->n_vocab, false, n_out);
+    sf_fw_matmul(c, n_out, m->output, c->logits, m->n_vocab, false, n_out);
     if (m->final_logit_softcap > 0.0f) {
         const float cap = m->final_logit_softcap;
         for (int64_t i = 0; i < (int64_t)n_out * m->n_vocab; i++) c->logits[i] = tanhf(c->logits[i] / cap) * cap;
@@ -507,7 +538,7 @@ static int check_plan(const sf_model *m, const sf_run_plan *p, int start, int en
         if (L->group_first < start || L->group_last >= end)
             return sf_fail(SF_ERR_ARG, "run plan: layers %d-%d cut the parallel group %d-%d", start, end - 1,
                            L->group_first, L->group_last);
-        if (p->skip_attn || p->skip_ffn || p->ffn_hidden)
+        if (p->skip_attn || p->skip_ffn || p->ffn_hidden || p->on_ffn)
             return sf_fail(SF_ERR_UNSUPPORTED,
                            "run plan: per-token routing and FFN hooks are not supported in parallel groups "
                            "(layers %d-%d)", L->group_first, L->group_last);

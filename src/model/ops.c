@@ -62,6 +62,11 @@ static void gelu_table_init(void) {
     for (uint32_t i = 0; i < (1u << 16); i++) g_gelu_table[i] = sf_fp32_to_fp16(gelu_tanh(sf_fp16_to_fp32((sf_fp16)i)));
 }
 
+float sf_gate_act(float g, sf_ffn_act act) {
+    if (act == SF_ACT_SILU) return g / (1.0f + expf(-g));
+    return 0.5f * g * (1.0f + tanhf(0.7978845608f * (g + 0.044715f * g * g * g)));
+}
+
 void sf_glu(float *h, const float *g, const float *u, int i0, int i1, int n_row, sf_ffn_act act) {
     if (act == SF_ACT_SILU) {
         /* ggml_vec_swiglu_f32: x / (1 + exp(-x)) * u, with ggml's vector exp

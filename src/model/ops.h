@@ -19,6 +19,9 @@ void sf_rope_apply(float *x, const float *cs, int n_rot, sf_rope_type type);
 
 /* h[i] = act(g[i]) * u[i] for SiLU (SwiGLU) or tanh-GELU (GeGLU). */
 void sf_glu(float *h, const float *g, const float *u, int i0, int i1, int n_row, sf_ffn_act act);
+/* act(g) alone (CATS's rule, sparsity calibration): plain SiLU or tanh-GELU,
+ * without ggml's exp approximation or GELU table (a threshold decision). */
+float sf_gate_act(float g, sf_ffn_act act);
 /* The SiLU branch of sf_glu in AVX2 (ops_avx2.c); same results. */
 void sf_swiglu_avx2(float *h, const float *g, const float *u, int i0, int i1, int n_row);
 

@@ -165,6 +165,10 @@ static sf_vec_dot_fn token_dot(const sf_matrix *w, const sf_type_traits *tr, boo
     return f ? f : tr->vec_dot;
 }
 
+sf_vec_dot_fn sf_matmul_gemv_dot(const sf_matrix *w) {
+    return token_dot(w, sf_type_fast(w->type), sf_kernels_exact(), 1, 0);
+}
+
 void sf_matmul_rows(const sf_matrix *w, const void *x, size_t x_stride, int T, float *y, int64_t y_stride,
                     bool accumulate, int64_t r0, int64_t r1) {
     const sf_type_traits *tr = sf_type_fast(w->type);

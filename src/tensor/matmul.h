@@ -26,4 +26,8 @@ typedef struct {
 void sf_matmul_rows(const sf_matrix *w, const void *x, size_t x_stride, int T, float *y, int64_t y_stride,
                     bool accumulate, int64_t r0, int64_t r1);
 
+/* The dot product sf_matmul_rows computes one token's rows with at T = 1,
+ * so a subset of rows taken through it equals those rows of the product. */
+sf_vec_dot_fn sf_matmul_gemv_dot(const sf_matrix *w);
+
 #endif

@@ -27,5 +27,10 @@ void sf_avx512_gemm_2x4_install(sf_type_traits fast[SF_TYPE_COUNT]);
  * vpdpbusd (legacy_tile.h; simd_gemm_legacy_avx512.c) */
 void sf_avx512_lg16_install(sf_type_traits fast[SF_TYPE_COUNT]);
 void sf_kq_gemm_install(sf_type_traits fast[SF_TYPE_COUNT], bool vnni);
+/* axpy_rows (sparse FFN) for every type with a reference one: AVX2
+ * (simd_axpy_avx2.c), and 512-bit (simd_axpy_avx512.c), installed wherever
+ * the CPU has AVX-512 (no ggml order to keep; same precision contract) */
+void sf_axpy_avx2_install(sf_type_traits fast[SF_TYPE_COUNT]);
+void sf_axpy_avx512_install(sf_type_traits fast[SF_TYPE_COUNT]);
 
 #endif

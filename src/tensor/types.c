@@ -65,39 +65,68 @@ size_t sf_type_row_bytes(sf_type type, int64_t n) {
 
 /* ------------------------------------------------------ reference traits */
 
+/* axpy.c: the scalar axpy_rows of each weight type with a dequantizer */
+#define REF_AXPY(name) void sf_ref_axpy_rows_##name(int64_t n, const void *const *rows, const float *s, int k, float *y)
+REF_AXPY(f32);
+REF_AXPY(f16);
+REF_AXPY(bf16);
+REF_AXPY(q4_0);
+REF_AXPY(q4_1);
+REF_AXPY(q5_0);
+REF_AXPY(q5_1);
+REF_AXPY(q8_0);
+REF_AXPY(q2_K);
+REF_AXPY(q3_K);
+REF_AXPY(q4_K);
+REF_AXPY(q5_K);
+REF_AXPY(q6_K);
+REF_AXPY(iq4_nl);
+#undef REF_AXPY
+
 static const sf_type_traits g_ref[SF_TYPE_COUNT] = {
     [SF_TYPE_F32] = {"F32", 1, 4, false, SF_TYPE_F32, sf_ref_dequantize_f32, sf_ref_quantize_f32,
-                     sf_ref_vec_dot_f32},
+                     sf_ref_vec_dot_f32, .axpy_rows = sf_ref_axpy_rows_f32},
     [SF_TYPE_F16] = {"F16", 1, 2, false, SF_TYPE_F16, sf_ref_dequantize_f16, sf_ref_quantize_f16,
-                     sf_ref_vec_dot_f16},
+                     sf_ref_vec_dot_f16, .axpy_rows = sf_ref_axpy_rows_f16},
     [SF_TYPE_BF16] = {"BF16", 1, 2, false, SF_TYPE_BF16, sf_ref_dequantize_bf16,
-                      sf_ref_quantize_bf16, sf_ref_vec_dot_bf16},
+                      sf_ref_quantize_bf16, sf_ref_vec_dot_bf16, .axpy_rows = sf_ref_axpy_rows_bf16},
     [SF_TYPE_Q4_0] = {"Q4_0", SF_QK, sizeof(sf_block_q4_0), true, SF_TYPE_Q8_0,
-                      sf_ref_dequantize_q4_0, sf_ref_quantize_q4_0, sf_ref_vec_dot_q4_0},
+                      sf_ref_dequantize_q4_0, sf_ref_quantize_q4_0, sf_ref_vec_dot_q4_0,
+                      .axpy_rows = sf_ref_axpy_rows_q4_0},
     [SF_TYPE_Q4_1] = {"Q4_1", SF_QK, sizeof(sf_block_q4_1), true, SF_TYPE_Q8_1,
-                      sf_ref_dequantize_q4_1, sf_ref_quantize_q4_1, sf_ref_vec_dot_q4_1},
+                      sf_ref_dequantize_q4_1, sf_ref_quantize_q4_1, sf_ref_vec_dot_q4_1,
+                      .axpy_rows = sf_ref_axpy_rows_q4_1},
     [SF_TYPE_Q5_0] = {"Q5_0", SF_QK, sizeof(sf_block_q5_0), true, SF_TYPE_Q8_0,
-                      sf_ref_dequantize_q5_0, sf_ref_quantize_q5_0, sf_ref_vec_dot_q5_0},
+                      sf_ref_dequantize_q5_0, sf_ref_quantize_q5_0, sf_ref_vec_dot_q5_0,
+                      .axpy_rows = sf_ref_axpy_rows_q5_0},
     [SF_TYPE_Q5_1] = {"Q5_1", SF_QK, sizeof(sf_block_q5_1), true, SF_TYPE_Q8_1,
-                      sf_ref_dequantize_q5_1, sf_ref_quantize_q5_1, sf_ref_vec_dot_q5_1},
+                      sf_ref_dequantize_q5_1, sf_ref_quantize_q5_1, sf_ref_vec_dot_q5_1,
+                      .axpy_rows = sf_ref_axpy_rows_q5_1},
     [SF_TYPE_Q8_0] = {"Q8_0", SF_QK, sizeof(sf_block_q8_0), true, SF_TYPE_Q8_0,
-                      sf_ref_dequantize_q8_0, sf_ref_quantize_q8_0, sf_ref_vec_dot_q8_0},
+                      sf_ref_dequantize_q8_0, sf_ref_quantize_q8_0, sf_ref_vec_dot_q8_0,
+                      .axpy_rows = sf_ref_axpy_rows_q8_0},
     [SF_TYPE_Q8_1] = {"Q8_1", SF_QK, sizeof(sf_block_q8_1), true, SF_TYPE_Q8_1,
                       sf_ref_dequantize_q8_1, sf_ref_quantize_q8_1, NULL},
     [SF_TYPE_Q2_K] = {"Q2_K", SF_QK_K, sizeof(sf_block_q2_K), true, SF_TYPE_Q8_K,
-                      sf_ref_dequantize_q2_K, sf_ref_quantize_q2_K, sf_ref_vec_dot_q2_K},
+                      sf_ref_dequantize_q2_K, sf_ref_quantize_q2_K, sf_ref_vec_dot_q2_K,
+                      .axpy_rows = sf_ref_axpy_rows_q2_K},
     [SF_TYPE_Q3_K] = {"Q3_K", SF_QK_K, sizeof(sf_block_q3_K), true, SF_TYPE_Q8_K,
-                      sf_ref_dequantize_q3_K, sf_ref_quantize_q3_K, sf_ref_vec_dot_q3_K},
+                      sf_ref_dequantize_q3_K, sf_ref_quantize_q3_K, sf_ref_vec_dot_q3_K,
+                      .axpy_rows = sf_ref_axpy_rows_q3_K},
     [SF_TYPE_Q4_K] = {"Q4_K", SF_QK_K, sizeof(sf_block_q4_K), true, SF_TYPE_Q8_K,
-                      sf_ref_dequantize_q4_K, sf_ref_quantize_q4_K, sf_ref_vec_dot_q4_K},
+                      sf_ref_dequantize_q4_K, sf_ref_quantize_q4_K, sf_ref_vec_dot_q4_K,
+                      .axpy_rows = sf_ref_axpy_rows_q4_K},
     [SF_TYPE_Q5_K] = {"Q5_K", SF_QK_K, sizeof(sf_block_q5_K), true, SF_TYPE_Q8_K,
-                      sf_ref_dequantize_q5_K, sf_ref_quantize_q5_K, sf_ref_vec_dot_q5_K},
+                      sf_ref_dequantize_q5_K, sf_ref_quantize_q5_K, sf_ref_vec_dot_q5_K,
+                      .axpy_rows = sf_ref_axpy_rows_q5_K},
     [SF_TYPE_Q6_K] = {"Q6_K", SF_QK_K, sizeof(sf_block_q6_K), true, SF_TYPE_Q8_K,
-                      sf_ref_dequantize_q6_K, sf_ref_quantize_q6_K, sf_ref_vec_dot_q6_K},
+                      sf_ref_dequantize_q6_K, sf_ref_quantize_q6_K, sf_ref_vec_dot_q6_K,
+                      .axpy_rows = sf_ref_axpy_rows_q6_K},
     [SF_TYPE_Q8_K] = {"Q8_K", SF_QK_K, sizeof(sf_block_q8_K), true, SF_TYPE_Q8_K,
                       sf_ref_dequantize_q8_K, sf_ref_quantize_q8_K, NULL},
     [SF_TYPE_IQ4_NL] = {"IQ4_NL", SF_QK, sizeof(sf_block_iq4_nl), true, SF_TYPE_Q8_0,
-                        sf_ref_dequantize_iq4_nl, sf_ref_quantize_iq4_nl, sf_ref_vec_dot_iq4_nl},
+                        sf_ref_dequantize_iq4_nl, sf_ref_quantize_iq4_nl, sf_ref_vec_dot_iq4_nl,
+                        .axpy_rows = sf_ref_axpy_rows_iq4_nl},
 };
 
 const sf_type_traits *sf_type_ref(int type) {
@@ -171,6 +200,10 @@ static void build_fast(int level) {
     const bool vnni = isa_detect() >= ISA_AVX512;
     if (level >= ISA_AVX2) {
         sf_simd_avx2_install(t);
+        sf_axpy_avx2_install(t);
+        /* axpy_rows has no ggml order to keep: the 512-bit kernels (faster,
+         * same precision contract) wherever the CPU has them, in both modes */
+        if (vnni) sf_axpy_avx512_install(t);
         if (vnni) sf_avx512_gemm_2x4_install(t);
         else sf_avx2_gemm_2x4_install(t);
         for (int i = 0; i < SF_TYPE_COUNT; i++) t[i].vec_dot_2x4_exact = t[i].vec_dot_2x4 != NULL;

@@ -62,6 +62,10 @@ struct sf_lg_tile16;
 struct sf_lg_acts;
 typedef void (*sf_kq16_gemm_fn)(int64_t nsb, const struct sf_kq_tile16 *w, const uint8_t *const a[4], int order,
                                 float out[4][16]);
+/* y[0..n) += sum over r < k of s[r] * dequantize(rows[r])[0..n): the scaled
+ * accumulation of k rows of this type (sparse FFN: active neuron-major rows);
+ * n a multiple of the block size, rows[r] pointing at the first block. */
+typedef void (*sf_axpy_rows_fn)(int64_t n, const void *const *rows, const float *s, int k, float *y);
 
 typedef struct {
     const char *name;      /* "Q4_K", as ggml prints it */
@@ -83,6 +87,9 @@ typedef struct {
     void (*lg16_unpack)(const void *rows, size_t row_bytes, int n_rows, int64_t n, struct sf_lg_tile16 *dst);
     void (*lg16_gemm)(int64_t nb, const struct sf_lg_tile16 *w, int n_tok, const struct sf_lg_acts *a,
                       float out[][16]);
+    /* sparse FFN: y += Σ s[r] · row r over k rows (tensor/axpy.c; both tables,
+     * NULL for types without a dequantizer and the activation-only ones) */
+    sf_axpy_rows_fn axpy_rows;
 } sf_type_traits;
 
 /* Scalar reference traits; NULL for an id that is unknown or unsupported. */

@@ -1,0 +1,81 @@
+/* sparsefuse contextual FFN sparsity (TEAL, CATS, WINA): per token, most FFN
+ * neurons (and, for TEAL/WINA, most FFN input channels) are skipped by
+ * calibrated magnitude thresholds; the matrices the skipped channels index
+ * are stored transposed in a side-car GGUF so a skipped channel is a row not
+ * read. See docs/sparsity.md. */
+#ifndef SPARSEFUSE_SPARSITY_H
+#define SPARSEFUSE_SPARSITY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sparsefuse.h"
+
+/* How channels are chosen (all per layer, thresholds calibrated offline):
+ *  - TEAL: |x_j| > t on the FFN input (gate/up read only the active input
+ *    channels) and |h_i| > t on the hidden activations (down reads only the
+ *    active neurons);
+ *  - CATS: the gate runs dense, neuron i is active where |act(gate_i)| > t;
+ *    up and down read only the active neurons;
+ *  - WINA: as TEAL on |x_j| * ||W[:, j]|| (the column norm of the matrix
+ *    the channel feeds). */
+typedef enum { SF_SPARSE_TEAL, SF_SPARSE_CATS, SF_SPARSE_WINA, SF_SPARSE_METHODS } sf_sparse_method;
+
+const char *sf_sparse_method_name(sf_sparse_method m); /* "teal", "cats", "wina" */
+/* SF_OK and *out, or SF_ERR_ARG naming the accepted methods. */
+int sf_sparse_method_parse(const char *name, sf_sparse_method *out);
+
+/* ggml type id of a type name ("q8_0", "Q4_K", case-insensitive); -1 if none. */
+int sf_sparse_type_parse(const char *name);
+
+typedef struct {
+    sf_sparse_method method;
+    float sparsity;       /* target fraction of skipped channels per site, [0, 1) */
+    int n_ctx;            /* tokens per calibration chunk (default 512) */
+    int64_t n_tokens;     /* calibration tokens, whole chunks (default 8192) */
+    int n_threads;        /* 0: physical cores */
+    int wt_type;          /* ggml type of the transposed matrices; -1: chosen per tensor (docs/sparsity.md) */
+    sf_progress_fn progress; /* what = "calibrate" (passes) or "transpose" (tensors) */
+    void *user;
+} sf_sparsify_params;
+
+sf_sparsify_params sf_sparsify_default_params(void);
+
+/* What sf_sparsify measured and wrote. */
+typedef struct {
+    int64_t n_tokens;           /* calibration tokens used */
+    double level_mean;          /* mean calibrated sparsity over the sparse sites */
+    double transpose_nmse;      /* NMSE of the re-quantized transposed weights vs the originals */
+    uint64_t side_bytes;        /* tensor bytes written */
+} sf_sparsify_result;
+
+/* Calibrates thresholds on tokens[0..n_avail) (chunks of p->n_ctx starting
+ * with BOS when the model adds one), builds the transposed matrices and
+ * writes the side-car GGUF to out_path (atomically). */
+int sf_sparsify(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sparsify_params *p,
+                const char *out_path, sf_sparsify_result *res);
+
+/* Loads a side-car for the context's model and uses it in every later
+ * decode of that context (the context owns it). A side-car written for
+ * another model, or a malformed one, is an error that says so; the context
+ * is then unchanged. */
+int sf_context_use_sparse(sf_context *c, const char *path);
+
+/* Which tokens run sparse: every token of a call of at most max_batch
+ * tokens (default 1: decoding), and every token at a position >= min_pos
+ * (default: none; perplexity sets it to the first scored position). Other
+ * tokens run the dense FFN. */
+void sf_context_sparse_policy(sf_context *c, int max_batch, int min_pos);
+bool sf_context_has_sparse(const sf_context *c);
+
+/* Counters since the last reset: FFN channel decisions taken per site and how
+ * many were active (for realized density reports). */
+typedef struct {
+    int64_t in_total, in_active;         /* FFN input channels (TEAL/WINA) */
+    int64_t hidden_total, hidden_active; /* FFN neurons */
+    int64_t tokens;                      /* token-layers run sparse */
+    int64_t bytes;                       /* weight bytes those FFNs read */
+} sf_sparse_stats;
+void sf_context_sparse_stats(sf_context *c, sf_sparse_stats *out, bool reset);
+
+#endif

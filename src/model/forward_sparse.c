@@ -1,0 +1,155 @@
+/* The FFN sub-layer of one token with contextual sparsity (sparse/sparse.h):
+ *
+ *   h = act(W_gate · x̃) ⊙ (W_up · x̃),   x̃ = norm(x) on its active channels
+ *   x += post_norm(W_down · h̃),         h̃ = h on its active neurons
+ *
+ * A product over active input channels reads only those rows of the
+ * transposed matrix (W·x̃ = Σ_j x_j Wᵀ[j], one scaled accumulation per row,
+ * the type's axpy_rows kernel), each thread on its slice of output columns,
+ * so no reduction is needed. Each thread finds the active channels itself
+ * (a pass over n values, cheaper than a barrier). CATS keeps the gate dense
+ * and computes the up rows of the active neurons only. A site the side-car
+ * leaves dense in this layer runs the dense kernels. */
+#include <math.h>
+#include <string.h>
+
+#include "model/forward_impl.h"
+#include "model/ops.h"
+#include "sparse/sparse.h"
+#include "tensor/types.h"
+
+typedef struct {
+    sf_context *c;
+    const sf_layer *L;
+    const sf_sparse_layer *S;
+    sf_sparse_method method;
+    float *o;        /* [n_embd] the sub-layer's output row: x (accumulated) or tmp */
+    bool accumulate;
+} sparse_job;
+
+/* The active channels of x[n] under rule r (|x_j| · scale_j > threshold):
+ * rows[k] = the row of channel j in a transposed matrix, at this thread's
+ * column offset, and s[k] = x_j. Returns the count. */
+static int active_rows(const sf_sparse_rule *r, const float *x, int n, const sf_gguf_tensor *wt, size_t offset,
+                       const void **rows, float *s) {
+    const uint8_t *base = (const uint8_t *)wt->data + offset;
+    const size_t row_bytes = sf_type_row_bytes(wt->type, wt->ne[0]);
+    const float t = r->threshold;
+    int k = 0;
+    for (int j = 0; j < n; j++) {
+        const float a = fabsf(x[j]) * (r->scale ? r->scale[j] : 1.0f);
+        if (a > t) {
+            rows[k] = base + (size_t)j * row_bytes;
+            s[k++] = x[j];
+        }
+    }
+    return k;
+}
+
+/* This thread's columns [c0, c1) of a transposed matrix (whole blocks), and
+ * the byte offset of c0 in its rows. */
+static size_t column_slice(const sf_gguf_tensor *wt, int ith, int nth, int64_t *c0, int64_t *c1) {
+    const sf_type_traits *tr = sf_type_ref(wt->type);
+    sf_split_range(wt->ne[0], ith, nth, tr->block_size, c0, c1);
+    return (size_t)(*c0 / tr->block_size) * tr->type_size;
+}
+
+/* out[c0, c1) = Wᵀ · x̃ over the active channels of x[n]. */
+static int sparse_product(const sf_sparse_rule *r, const float *x, int n, const sf_gguf_tensor *wt, int ith, int nth,
+                          const void **rows, float *s, float *out, bool accumulate) {
+    int64_t c0, c1;
+    const size_t off = column_slice(wt, ith, nth, &c0, &c1);
+    const int k = active_rows(r, x, n, wt, off, rows, s);
+    if (c0 >= c1) return k;
+    if (!accumulate) memset(out + c0, 0, sizeof(float) * (size_t)(c1 - c0));
+    sf_type_fast(wt->type)->axpy_rows(c1 - c0, rows, s, k, out + c0);
+    return k;
+}
+
+/* hb = h for this token: gate and up, dense or over active channels. */
+static void region_hidden(void *arg, int ith, int nth) {
+    sparse_job *j = arg;
+    sf_context *c = j->c;
+    const sf_layer *L = j->L;
+    const sf_sparse_layer *S = j->S;
+    const int F = L->n_ff, E = c->model->n_embd;
+    const void **rows = c->sp_rows + (size_t)ith * c->sp_stride;
+    float *s = c->sp_scale + (size_t)ith * c->sp_stride;
+    const sf_sparse_rule *in = &S->site[SF_SITE_FFN_IN];
+    if (in->on) {
+        int64_t c0, c1;
+        column_slice(S->gate_t, ith, nth, &c0, &c1);
+        const int k = sparse_product(in, c->xn, E, S->gate_t, ith, nth, rows, s, c->hb, false);
+        sparse_product(in, c->xn, E, S->up_t, ith, nth, rows, s, c->hb2, false);
+        if (c0 < c1) sf_glu(c->hb, c->hb, c->hb2, (int)c0, (int)c1, F, c->model->ffn_act);
+        if (ith == 0) {
+            c->sp_stats.in_total += E;
+            c->sp_stats.in_active += k;
+            c->sp_stats.bytes += (int64_t)k * 2 * (int64_t)sf_type_row_bytes(S->gate_t->type, F);
+        }
+        return;
+    }
+    int64_t r0, r1;
+    sf_split_range(F, ith, nth, 8, &r0, &r1);
+    if (r0 >= r1) return;
+    const sf_matrix gate = sf_fw_matrix_of(L->ffn_gate), up = sf_fw_matrix_of(L->ffn_up);
+    const int kg = sf_fw_weight_kind(L->ffn_gate), ku = sf_fw_weight_kind(L->ffn_up);
+    sf_matmul_rows(&gate, c->act.buf[kg], c->act.stride[kg], 1, c->hb, F, false, r0, r1);
+    if (j->method == SF_SPARSE_CATS && S->site[SF_SITE_FFN_HIDDEN].on) {
+        /* up only where |act(gate)| > t; an inactive neuron's h is exactly 0 */
+        const sf_vec_dot_fn dot = sf_matmul_gemv_dot(&up);
+        const size_t row_bytes = sf_type_row_bytes(up.type, up.n_in);
+        const float t = S->site[SF_SITE_FFN_HIDDEN].threshold;
+        int64_t n_up = 0;
+        for (int64_t i = r0; i < r1; i++) {
+            const bool on = fabsf(sf_gate_act(c->hb[i], c->model->ffn_act)) > t;
+            c->hb2[i] = on ? dot(E, (const uint8_t *)up.data + (size_t)i * row_bytes, c->act.buf[ku]) : 0.0f;
+            n_up += on;
+        }
+        __atomic_add_fetch(&c->sp_stats.bytes, n_up * (int64_t)row_bytes + (r1 - r0) * (int64_t)row_bytes,
+                           __ATOMIC_RELAXED); /* up rows read, and the dense gate's (same shape) */
+    } else {
+        sf_matmul_rows(&up, c->act.buf[ku], c->act.stride[ku], 1, c->hb2, F, false, r0, r1);
+        if (ith == 0) __atomic_add_fetch(&c->sp_stats.bytes, (int64_t)(L->ffn_gate->nbytes + L->ffn_up->nbytes),
+                                         __ATOMIC_RELAXED);
+    }
+    sf_glu(c->hb, c->hb, c->hb2, (int)r0, (int)r1, F, c->model->ffn_act);
+}
+
+/* o (+)= W_down · h̃ over the active neurons. */
+static void region_down(void *arg, int ith, int nth) {
+    sparse_job *j = arg;
+    sf_context *c = j->c;
+    const sf_sparse_layer *S = j->S;
+    /* CATS decided in region_hidden: its inactive neurons are exact zeros */
+    static const sf_sparse_rule nonzero = {.on = true, .threshold = 0.0f};
+    const sf_sparse_rule *r = j->method == SF_SPARSE_CATS ? &nonzero : &S->site[SF_SITE_FFN_HIDDEN];
+    const int k = sparse_product(r, c->hb, j->L->n_ff, S->down_t, ith, nth, c->sp_rows + (size_t)ith * c->sp_stride,
+                                 c->sp_scale + (size_t)ith * c->sp_stride, j->o, j->accumulate);
+    if (ith == 0) {
+        c->sp_stats.hidden_total += j->L->n_ff;
+        c->sp_stats.hidden_active += k;
+        __atomic_add_fetch(&c->sp_stats.bytes, (int64_t)k * (int64_t)sf_type_row_bytes(S->down_t->type, S->down_t->ne[0]),
+                           __ATOMIC_RELAXED);
+    }
+}
+
+void sf_sparse_ffn_token(sf_context *c, const sf_layer *L, int il) {
+    const sf_sparse_layer *S = &c->sparse->layers[il];
+    const int E = c->model->n_embd;
+    float *o = sf_fw_sublayer_out(c, L->ffn_post_norm);
+    const bool in = S->site[SF_SITE_FFN_IN].on, hidden = S->site[SF_SITE_FFN_HIDDEN].on;
+    /* x̃ = norm(x); the dense gate/up read it quantized, the sparse ones as floats */
+    sf_fw_norm_quantize(c, 1, L->ffn_norm, in ? 0u : sf_fw_kinds_for(L->ffn_gate, L->ffn_up, NULL));
+    sparse_job j = {.c = c, .L = L, .S = S, .method = c->sparse->method, .o = o, .accumulate = o == c->x};
+    sf_fw_run_region(c, region_hidden, &j);
+    if (hidden) {
+        sf_fw_run_region(c, region_down, &j);
+    } else {
+        sf_fw_quantize(c, 1, c->hb, L->n_ff, sf_fw_kinds_for(L->ffn_down, NULL, NULL));
+        sf_fw_matmul(c, 1, L->ffn_down, o, E, o == c->x, 1);
+        c->sp_stats.bytes += (int64_t)L->ffn_down->nbytes;
+    }
+    if (L->ffn_post_norm) sf_fw_post_norm_residual(c, 1, L->ffn_post_norm);
+    c->sp_stats.tokens++;
+}

@@ -1,0 +1,61 @@
+/* A context's side-car: loading it for the context's model, the buffers the
+ * sparse FFN needs (allocated here once, nothing per token), the policy of
+ * which tokens run it, and its counters. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "model/context.h"
+#include "sparse/sparse.h"
+
+void sf_sparse_detach(sf_context *c) {
+    sf_sparse_free(c->sparse);
+    free(c->sp_rows);
+    free(c->sp_scale);
+    free(c->sp_not_dense);
+    c->sparse = NULL;
+    c->sp_rows = NULL;
+    c->sp_scale = NULL;
+    c->sp_not_dense = NULL;
+}
+
+int sf_context_use_sparse(sf_context *c, const char *path) {
+    if (!c || !path) return sf_fail(SF_ERR_ARG, "sf_context_use_sparse: no context or path");
+    sf_sparse *s;
+    int rc = sf_sparse_open(path, c->model, &s);
+    if (rc) return rc;
+    const size_t stride = (size_t)(c->model->n_embd > c->model->n_ff_max ? c->model->n_embd : c->model->n_ff_max);
+    const void **rows = malloc(sizeof(void *) * stride * (size_t)c->n_threads);
+    float *scale = malloc(sizeof(float) * stride * (size_t)c->n_threads);
+    bool *dense = malloc(sizeof(bool) * (size_t)c->n_batch);
+    if (!rows || !scale || !dense) {
+        free(rows);
+        free(scale);
+        free(dense);
+        sf_sparse_free(s);
+        return sf_fail(SF_ERR_NOMEM, "out of memory for the sparse FFN buffers");
+    }
+    sf_sparse_detach(c);
+    c->sparse = s;
+    c->sp_rows = rows;
+    c->sp_scale = scale;
+    c->sp_not_dense = dense;
+    c->sp_stride = stride;
+    c->sparse_max_batch = 1;
+    c->sparse_min_pos = INT_MAX;
+    memset(&c->sp_stats, 0, sizeof c->sp_stats);
+    return SF_OK;
+}
+
+void sf_context_sparse_policy(sf_context *c, int max_batch, int min_pos) {
+    c->sparse_max_batch = max_batch;
+    c->sparse_min_pos = min_pos;
+}
+
+bool sf_context_has_sparse(const sf_context *c) { return c && c->sparse; }
+
+void sf_context_sparse_stats(sf_context *c, sf_sparse_stats *out, bool reset) {
+    if (out) *out = c->sp_stats;
+    if (reset) memset(&c->sp_stats, 0, sizeof c->sp_stats);
+}

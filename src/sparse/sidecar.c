@@ -1,0 +1,218 @@
+/* Reading a sparsity side-car: every key and tensor validated against the
+ * base model before the forward pass can see it. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/error.h"
+#include "sparse/sparse.h"
+
+const char *const sf_sparse_site_names[SF_SITES] = {"ffn_in", "ffn_hidden"};
+
+static const char *const g_method_names[SF_SPARSE_METHODS] = {"teal", "cats", "wina"};
+
+const char *sf_sparse_method_name(sf_sparse_method m) {
+    return m >= 0 && m < SF_SPARSE_METHODS ? g_method_names[m] : "unknown";
+}
+
+int sf_sparse_method_parse(const char *name, sf_sparse_method *out) {
+    for (int i = 0; i < SF_SPARSE_METHODS; i++)
+        if (name && strcmp(name, g_method_names[i]) == 0) {
+            *out = (sf_sparse_method)i;
+            return SF_OK;
+        }
+    return sf_fail(SF_ERR_ARG, "unknown sparsity method '%s' (teal, cats, wina)", name ? name : "");
+}
+
+int sf_sparse_type_parse(const char *name) {
+    for (int t = 0; name && t < SF_TYPE_COUNT; t++)
+        if (sf_type_info_of(t) && strcasecmp(sf_type_name(t), name) == 0) return t;
+    return -1;
+}
+
+/* FNV-1a, 64 bit */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t sf_sparse_fingerprint(const sf_model *m) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    const int32_t dims[3] = {m->n_layer, m->n_embd, m->n_vocab};
+    h = fnv(h, dims, sizeof dims);
+    for (int64_t i = 0; i < sf_gguf_n_tensors(m->gguf); i++) {
+        const sf_gguf_tensor *t = sf_gguf_tensor_at(m->gguf, i);
+        h = fnv(h, t->name, strlen(t->name));
+        const int64_t shape[5] = {t->type, t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+        h = fnv(h, shape, sizeof shape);
+        /* the first and last 64 bytes of the data: weights that were changed
+         * (healed, requantized) under the same names give another hash */
+        const size_t k = t->nbytes < 64 ? t->nbytes : 64;
+        h = fnv(h, t->data, k);
+        h = fnv(h, (const unsigned char *)t->data + t->nbytes - k, k);
+    }
+    return h;
+}
+
+static int need_u32(const sf_gguf *g, const char *path, const char *key, uint32_t *v) {
+    int rc = sf_gguf_get_u32(g, key, v);
+    if (rc == SF_ERR_RANGE) return sf_fail(SF_ERR_FORMAT, "%s: not a sparsity side-car: %s is missing", path, key);
+    return rc;
+}
+
+/* f32[n_layer] array under key. */
+static int layer_floats(const sf_gguf *g, const char *path, const char *key, int n_layer, float *out) {
+    sf_gguf_vtype et;
+    uint64_t n;
+    const void *data;
+    int rc = sf_gguf_get_arr_data(g, key, &et, &n, &data);
+    if (rc == SF_ERR_RANGE) return sf_fail(SF_ERR_FORMAT, "%s: %s is missing", path, key);
+    if (rc) return rc;
+    if (n != (uint64_t)n_layer)
+        return sf_fail(SF_ERR_FORMAT, "%s: %s has %llu entries, the model has %d layers", path, key,
+                       (unsigned long long)n, n_layer);
+    for (int i = 0; i < n_layer; i++) {
+        out[i] = (float)sf_gguf_arr_get_f64(et, data, (uint64_t)i);
+        if (!isfinite(out[i]) || out[i] < 0)
+            return sf_fail(SF_ERR_FORMAT, "%s: %s[%d] = %g is not a finite value >= 0", path, key, i, out[i]);
+    }
+    return SF_OK;
+}
+
+/* Tensor `name` with ne = {ne0, ne1}, a type whose block divides ne0 and
+ * that the engine computes on; F32 where f32. */
+static int need_tensor(const sf_gguf *g, const char *path, const char *name, int64_t ne0, int64_t ne1, bool f32,
+                       const sf_gguf_tensor **out) {
+    const sf_gguf_tensor *t = sf_gguf_find_tensor(g, name);
+    if (!t) return sf_fail(SF_ERR_FORMAT, "%s: tensor %s is missing", path, name);
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1)
+        return sf_fail(SF_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld] for this model",
+                       path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)ne0, (long long)ne1);
+    const sf_type_traits *tr = sf_type_ref(t->type);
+    if (f32 ? t->type != SF_TYPE_F32 : (!tr || !tr->dequantize || ne0 % tr->block_size != 0))
+        return sf_fail(SF_ERR_UNSUPPORTED, "%s: tensor %s has type %s, which sparse kernels cannot read", path,
+                       name, sf_type_name(t->type));
+    *out = t;
+    return SF_OK;
+}
+
+static int bind(sf_sparse *s, const char *path, const sf_model *m) {
+    const sf_gguf *g = s->g;
+    sf_gguf_str arch;
+    if (sf_gguf_get_str(g, "general.architecture", &arch) != SF_OK || arch.len != strlen(SF_SPARSE_ARCH) ||
+        memcmp(arch.ptr, SF_SPARSE_ARCH, arch.len) != 0)
+        return sf_fail(SF_ERR_FORMAT, "%s: not a sparsity side-car (general.architecture is not '%s')", path,
+                       SF_SPARSE_ARCH);
+    uint32_t version, n_layer, n_embd;
+    int rc = need_u32(g, path, "sparsefuse.sparsity.version", &version);
+    if (!rc && version != SF_SPARSE_VERSION)
+        rc = sf_fail(SF_ERR_UNSUPPORTED, "%s: side-car version %u, this build reads version %u", path, version,
+                     SF_SPARSE_VERSION);
+    if (!rc) rc = need_u32(g, path, "sparsefuse.sparsity.base.n_layer", &n_layer);
+    if (!rc) rc = need_u32(g, path, "sparsefuse.sparsity.base.n_embd", &n_embd);
+    if (rc) return rc;
+    uint64_t fp;
+    rc = sf_gguf_get_u64(g, "sparsefuse.sparsity.base.fingerprint", &fp);
+    if (rc == SF_ERR_RANGE) return sf_fail(SF_ERR_FORMAT, "%s: sparsefuse.sparsity.base.fingerprint is missing", path);
+    if (rc) return rc;
+    sf_gguf_str base = {"", 0};
+    sf_gguf_get_str(g, "sparsefuse.sparsity.base.name", &base);
+    if ((int)n_layer != m->n_layer || (int)n_embd != m->n_embd || fp != sf_sparse_fingerprint(m))
+        return sf_fail(SF_ERR_ARG,
+                       "%s was written for another model ('%.*s', %u layers, n_embd %u); this model is '%s' "
+                       "(%d layers, n_embd %d)%s",
+                       path, (int)base.len, base.ptr, n_layer, n_embd, m->name ? m->name : "", m->n_layer, m->n_embd,
+                       (int)n_layer == m->n_layer && (int)n_embd == m->n_embd ? " with other weights" : "");
+    sf_gguf_str method;
+    if (sf_gguf_get_str(g, "sparsefuse.sparsity.method", &method) != SF_OK)
+        return sf_fail(SF_ERR_FORMAT, "%s: sparsefuse.sparsity.method is missing", path);
+    char mname[16] = "";
+    if (method.len < sizeof mname) memcpy(mname, method.ptr, method.len);
+    if (sf_sparse_method_parse(mname, &s->method) != SF_OK)
+        return sf_fail(SF_ERR_FORMAT, "%s: unknown sparsity method '%.*s'", path, (int)method.len, method.ptr);
+    if (sf_gguf_get_f32(g, "sparsefuse.sparsity.target", &s->target) != SF_OK) s->target = NAN;
+
+    s->n_layer = m->n_layer;
+    s->layers = calloc((size_t)m->n_layer, sizeof *s->layers);
+    float *vals = malloc(sizeof(float) * 2 * (size_t)m->n_layer);
+    if (!s->layers || !vals) {
+        free(vals);
+        return sf_fail(SF_ERR_NOMEM, "out of memory reading %s", path);
+    }
+    char key[160];
+    for (int site = 0; !rc && site < SF_SITES; site++) {
+        snprintf(key, sizeof key, "sparsefuse.sparsity.%s.threshold", sf_sparse_site_names[site]);
+        rc = layer_floats(g, path, key, m->n_layer, vals);
+        snprintf(key, sizeof key, "sparsefuse.sparsity.%s.level", sf_sparse_site_names[site]);
+        if (!rc) rc = layer_floats(g, path, key, m->n_layer, vals + m->n_layer);
+        for (int l = 0; !rc && l < m->n_layer; l++) {
+            sf_sparse_rule *r = &s->layers[l].site[site];
+            r->threshold = vals[l];
+            r->level = vals[m->n_layer + l];
+            if (r->level >= 1) rc = sf_fail(SF_ERR_FORMAT, "%s: %s[%d] = %g is not below 1", path, key, l, r->level);
+            r->on = r->level > 0;
+        }
+    }
+    free(vals);
+    for (int l = 0; !rc && l < m->n_layer; l++) {
+        const sf_layer *L = &m->layers[l];
+        sf_sparse_layer *S = &s->layers[l];
+        const bool any = S->site[SF_SITE_FFN_IN].on || S->site[SF_SITE_FFN_HIDDEN].on;
+        if (any && (L->ffn != SF_FFN_DENSE || L->group_first != L->group_last))
+            return sf_fail(SF_ERR_UNSUPPORTED, "%s: layer %d is sparse but has no FFN of its own in this model", path,
+                           l);
+        if (s->method == SF_SPARSE_CATS && S->site[SF_SITE_FFN_IN].on)
+            return sf_fail(SF_ERR_FORMAT, "%s: layer %d: cats has no ffn_in site", path, l);
+        if (S->site[SF_SITE_FFN_IN].on) {
+            snprintf(key, sizeof key, "blk.%d.ffn_gate_t", l);
+            rc = need_tensor(g, path, key, L->n_ff, m->n_embd, false, &S->gate_t);
+            snprintf(key, sizeof key, "blk.%d.ffn_up_t", l);
+            if (!rc) rc = need_tensor(g, path, key, L->n_ff, m->n_embd, false, &S->up_t);
+            /* the two are computed on one column slice per thread */
+            if (!rc && S->gate_t->type != S->up_t->type)
+                rc = sf_fail(SF_ERR_FORMAT, "%s: blk.%d.ffn_gate_t and ffn_up_t have different types", path, l);
+        }
+        if (!rc && S->site[SF_SITE_FFN_HIDDEN].on) {
+            snprintf(key, sizeof key, "blk.%d.ffn_down_t", l);
+            rc = need_tensor(g, path, key, m->n_embd, L->n_ff, false, &S->down_t);
+        }
+        if (!rc && s->method == SF_SPARSE_WINA) {
+            const sf_gguf_tensor *t;
+            if (S->site[SF_SITE_FFN_IN].on) {
+                snprintf(key, sizeof key, "blk.%d.ffn_in_scale", l);
+                rc = need_tensor(g, path, key, m->n_embd, 1, true, &t);
+                if (!rc) S->site[SF_SITE_FFN_IN].scale = t->data;
+            }
+            if (!rc && S->site[SF_SITE_FFN_HIDDEN].on) {
+                snprintf(key, sizeof key, "blk.%d.ffn_hidden_scale", l);
+                rc = need_tensor(g, path, key, L->n_ff, 1, true, &t);
+                if (!rc) S->site[SF_SITE_FFN_HIDDEN].scale = t->data;
+            }
+        }
+    }
+    return rc;
+}
+
+int sf_sparse_open(const char *path, const sf_model *m, sf_sparse **out) {
+    *out = NULL;
+    sf_sparse *s = calloc(1, sizeof *s);
+    if (!s) return sf_fail(SF_ERR_NOMEM, "out of memory");
+    int rc = sf_gguf_open(path, &s->g);
+    if (!rc) rc = bind(s, path, m);
+    if (rc) {
+        sf_sparse_free(s);
+        return rc;
+    }
+    *out = s;
+    return SF_OK;
+}
+
+void sf_sparse_free(sf_sparse *s) {
+    if (!s) return;
+    sf_gguf_close(s->g);
+    free(s->layers);
+    free(s);
+}

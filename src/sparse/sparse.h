@@ -1,0 +1,71 @@
+/* Contextual FFN sparsity, inside the library: the side-car's contents as
+ * the forward pass reads them, and the side-car format.
+ *
+ * Side-car GGUF (general.architecture = "sparsefuse-sparsity"):
+ *   sparsefuse.sparsity.version       u32   1
+ *   sparsefuse.sparsity.method        str   teal | cats | wina
+ *   sparsefuse.sparsity.target        f32   the level asked for
+ *   sparsefuse.sparsity.base.name     str   general.name of the base model
+ *   sparsefuse.sparsity.base.fingerprint u64 sf_sparse_fingerprint of the base
+ *   sparsefuse.sparsity.base.n_layer / n_embd   u32
+ *   sparsefuse.sparsity.{ffn_in,ffn_hidden}.threshold  f32[n_layer]
+ *   sparsefuse.sparsity.{ffn_in,ffn_hidden}.level      f32[n_layer]
+ *       level: calibrated fraction of channels skipped; 0 = that site of
+ *       that layer runs dense
+ * Tensors per layer N whose site is sparse:
+ *   blk.N.ffn_gate_t, blk.N.ffn_up_t  {n_ff, n_embd}: row j = column j of gate/up (ffn_in, TEAL/WINA)
+ *   blk.N.ffn_down_t                  {n_embd, n_ff}: row i = column i of down (ffn_hidden)
+ *   blk.N.ffn_in_scale  f32[n_embd], blk.N.ffn_hidden_scale f32[n_ff]: WINA's column norms */
+#ifndef SF_SPARSE_SPARSE_H
+#define SF_SPARSE_SPARSE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "sparsefuse_sparsity.h"
+
+#define SF_SPARSE_ARCH "sparsefuse-sparsity"
+#define SF_SPARSE_VERSION 1u
+
+/* The two places of an FFN where channels are skipped. */
+typedef enum { SF_SITE_FFN_IN, SF_SITE_FFN_HIDDEN, SF_SITES } sf_sparse_site;
+extern const char *const sf_sparse_site_names[SF_SITES]; /* "ffn_in", "ffn_hidden" */
+
+typedef struct {
+    bool on;             /* level > 0: this site of this layer is sparse */
+    float threshold;     /* channel j active where |x_j| * scale[j] > threshold */
+    float level;         /* calibrated fraction skipped */
+    const float *scale;  /* [n] WINA column norms, or NULL (1) */
+} sf_sparse_rule;
+
+typedef struct {
+    sf_sparse_rule site[SF_SITES];
+    /* ffn_in: transposed gate and up, n_embd rows of n_ff values */
+    const sf_gguf_tensor *gate_t, *up_t;
+    /* ffn_hidden: transposed down, n_ff rows of n_embd values (TEAL, WINA, CATS) */
+    const sf_gguf_tensor *down_t;
+} sf_sparse_layer;
+
+typedef struct sf_sparse {
+    sf_gguf *g;
+    sf_sparse_method method;
+    float target;
+    int n_layer;
+    sf_sparse_layer *layers; /* [n_layer] */
+} sf_sparse;
+
+/* A hash of the model's shape, tensor names/types/shapes and a few bytes of
+ * every tensor: a side-car records it and refuses any other model. */
+uint64_t sf_sparse_fingerprint(const sf_model *m);
+
+/* Opens and validates a side-car against m (shapes, names, fingerprint). */
+int sf_sparse_open(const char *path, const sf_model *m, sf_sparse **out);
+void sf_sparse_free(sf_sparse *s);
+
+/* Frees the side-car a context uses and its buffers (sf_context_free). */
+struct sf_context;
+void sf_sparse_detach(struct sf_context *c);
+
+#endif

@@ -1,0 +1,374 @@
+/* Contextual FFN sparsity on tiny random-weight llamas (synth --shape tiny):
+ *  - a side-car of sparsity 0 runs every layer dense: logits bit-identical;
+ *  - the sparse FFN of one token (TEAL, CATS, WINA; F32, Q8_0 and Q4_K
+ *    weights) matches a naive double-precision FFN written here that reads
+ *    the same transposed weights with the inactive channels zeroed
+ *    (NMSE <= 1e-6), with the engine's active sets checked against the rule;
+ *  - calibrated thresholds skip about the asked fraction on the text they
+ *    were calibrated on;
+ *  - a token that runs sparse gives the same logits in a batch (perplexity's
+ *    policy) as decoded alone;
+ *  - bad input: a side-car for another model, a malformed file, a sparsity
+ *    outside [0, 1), an unknown method — errors that say so, no file left. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/context.h"
+#include "model/forward_impl.h"
+#include "model/model.h"
+#include "model/ops.h"
+#include "sparse/sparse.h"
+#include "sparsefuse_eval.h"
+#include "sparsefuse_sparsity.h"
+#include "tensor/types.h"
+#include "testutil.h"
+
+enum { N_CALIB = 1024, N_PRE = 12, N_DEC = 4 };
+
+static char g_dir[64];
+static int32_t g_calib[N_CALIB];
+
+static const char *path_in(const char *name) {
+    static char buf[4][192];
+    static int k;
+    char *p = buf[k++ & 3];
+    snprintf(p, sizeof buf[0], "%s/%s", g_dir, name);
+    return p;
+}
+
+static sf_model *tiny(const char *type, uint64_t seed) {
+    char name[64];
+    snprintf(name, sizeof name, "tiny-%s-%llu.gguf", type, (unsigned long long)seed);
+    const char *path = path_in(name);
+    if (access(path, R_OK) != 0) {
+        sf_synth_params p = sf_synth_default_params();
+        p.shape = "tiny";
+        p.type = type;
+        p.seed = seed;
+        if (sf_synth_write(path, &p, NULL) != SF_OK) return NULL;
+    }
+    return sf_model_load(path);
+}
+
+static int setup(void **state) {
+    (void)state;
+    if (sf_test_mkdtemp(g_dir, sizeof g_dir, "sparse")) return -1;
+    uint64_t rng = 11;
+    for (int t = 0; t < N_CALIB; t++) g_calib[t] = 3 + (int32_t)(sf_test_rand_u64(&rng) % 997);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    sf_test_rm_tree(g_dir);
+    return 0;
+}
+
+static const char *sparsify(sf_model *m, sf_sparse_method method, float s, int wt_type, const char *name) {
+    sf_sparsify_params p = sf_sparsify_default_params();
+    p.method = method;
+    p.sparsity = s;
+    p.n_ctx = 128;
+    p.n_tokens = N_CALIB;
+    p.n_threads = 2;
+    p.wt_type = wt_type;
+    const char *path = path_in(name);
+    sf_sparsify_result r;
+    assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, path, &r), SF_OK);
+    assert_true(r.n_tokens > 0 || s == 0);
+    return path;
+}
+
+static sf_context *context(sf_model *m, int n_batch) {
+    sf_context_params cp = sf_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_batch = n_batch;
+    cp.n_threads = 2;
+    sf_context *c = sf_context_new(m, &cp);
+    assert_non_null(c);
+    return c;
+}
+
+/* logits of N_PRE prompt tokens then N_DEC decode steps: [N_DEC + 1][n_vocab] */
+static float *decode_logits(sf_context *c) {
+    const int V = c->model->n_vocab;
+    float *out = malloc(sizeof(float) * (size_t)V * (N_DEC + 1));
+    assert_int_equal(sf_decode(c, g_calib, N_PRE, false), SF_OK);
+    memcpy(out, sf_get_logits(c, -1), sizeof(float) * V);
+    for (int i = 0; i < N_DEC; i++) {
+        assert_int_equal(sf_decode(c, &g_calib[100 + i], 1, false), SF_OK);
+        memcpy(out + (size_t)(i + 1) * V, sf_get_logits(c, -1), sizeof(float) * V);
+    }
+    return out;
+}
+
+static double nmse(const float *a, const double *ref, int n) {
+    double e = 0, r = 0;
+    for (int i = 0; i < n; i++) {
+        e += (a[i] - ref[i]) * (a[i] - ref[i]);
+        r += ref[i] * ref[i];
+    }
+    return r > 0 ? e / r : e;
+}
+
+/* ---- sparsity 0 is the dense model */
+
+static void test_level_zero_is_dense(void **state) {
+    (void)state;
+    sf_model *m = tiny("q8_0", 1);
+    assert_non_null(m);
+    const char *side = sparsify(m, SF_SPARSE_TEAL, 0.0f, -1, "zero.gguf");
+    sf_context *dense = context(m, 32), *sp = context(m, 32);
+    assert_int_equal(sf_context_use_sparse(sp, side), SF_OK);
+    float *a = decode_logits(dense), *b = decode_logits(sp);
+    assert_memory_equal(a, b, sizeof(float) * (size_t)m->n_vocab * (N_DEC + 1));
+    sf_sparse_stats st;
+    sf_context_sparse_stats(sp, &st, false);
+    assert_int_equal(st.tokens, 0);
+    free(a);
+    free(b);
+    sf_context_free(dense);
+    sf_context_free(sp);
+    sf_model_free(m);
+}
+
+/* ---- one token's sparse FFN against a naive reference */
+
+static double gate_act_ref(double g, sf_ffn_act act) {
+    if (act == SF_ACT_SILU) return g / (1.0 + exp(-g));
+    return 0.5 * g * (1.0 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)));
+}
+
+/* rows of a transposed tensor, dequantized: [ne1][ne0] */
+static float *dequant_all(const sf_gguf_tensor *t) {
+    float *w = malloc(sizeof(float) * (size_t)(t->ne[0] * t->ne[1]));
+    sf_type_ref(t->type)->dequantize(t->data, w, t->ne[0] * t->ne[1]);
+    return w;
+}
+
+static bool active(const sf_sparse_rule *r, float x, int j) {
+    return fabsf(x) * (r->scale ? r->scale[j] : 1.0f) > r->threshold;
+}
+
+static void check_ffn_token(const char *type, sf_sparse_method method, int wt_type, const char *name) {
+    sf_model *m = tiny(type, 2);
+    assert_non_null(m);
+    const char *side = sparsify(m, method, 0.5f, wt_type, name);
+    sf_context *c = context(m, 8);
+    assert_int_equal(sf_context_use_sparse(c, side), SF_OK);
+    const int E = m->n_embd, il = 1;
+    const sf_layer *L = &m->layers[il];
+    const sf_sparse_layer *S = &c->sparse->layers[il];
+    const int F = L->n_ff;
+    assert_true(S->site[SF_SITE_FFN_HIDDEN].on);
+    assert_int_equal(S->site[SF_SITE_FFN_IN].on, method != SF_SPARSE_CATS);
+    uint64_t rng = 7;
+    float *x = malloc(sizeof(float) * E), *xn = malloc(sizeof(float) * E);
+    double *h = malloc(sizeof(double) * F), *y = malloc(sizeof(double) * E);
+    for (int e = 0; e < E; e++) x[e] = 2.0f * sf_test_rand_f32(&rng);
+    memcpy(c->x, x, sizeof(float) * E);
+    sf_sparse_ffn_token(c, L, il);
+
+    /* reference: x̃ as the engine normed it, masked; gate/up dense or over the
+     * transposed rows of the active channels */
+    sf_rmsnorm(xn, x, L->ffn_norm->data, E, m->norm_eps);
+    if (method == SF_SPARSE_CATS) {
+        /* the dense gate/up read x̃ quantized (their vec_dot type): the same input here */
+        const int kind = sf_fw_weight_kind(L->ffn_gate);
+        const sf_type_traits *at = sf_type_ref(sf_type_ref(L->ffn_gate->type)->vec_dot_type);
+        if (at->block_size > 1) at->dequantize(c->act.buf[kind], xn, E);
+    }
+    const sf_sparse_rule *in = &S->site[SF_SITE_FFN_IN], *hid = &S->site[SF_SITE_FFN_HIDDEN];
+    float *gate = dequant_all(S->gate_t ? S->gate_t : L->ffn_gate);
+    float *up = dequant_all(S->up_t ? S->up_t : L->ffn_up);
+    int n_in = 0;
+    for (int i = 0; i < F; i++) {
+        double g = 0, u = 0;
+        for (int j = 0; j < E; j++) {
+            if (in->on && !active(in, xn[j], j)) continue;
+            /* transposed: row j holds column j; dense: row i holds neuron i */
+            const double wg = in->on ? gate[(size_t)j * F + i] : gate[(size_t)i * E + j];
+            const double wu = in->on ? up[(size_t)j * F + i] : up[(size_t)i * E + j];
+            g += wg * xn[j];
+            u += wu * xn[j];
+        }
+        const double a = gate_act_ref(g, m->ffn_act);
+        h[i] = a * u;
+    }
+    for (int j = 0; in->on && j < E; j++) n_in += active(in, xn[j], j);
+    /* the engine's h (c->hb) against the reference; CATS zeroes the inactive */
+    int n_hid = 0, disagree = 0;
+    for (int i = 0; i < F; i++) {
+        if (method == SF_SPARSE_CATS) {
+            /* the reference's decision, against the engine's (h == 0) */
+            double g = 0;
+            for (int j = 0; j < E; j++) g += (double)gate[(size_t)i * E + j] * xn[j];
+            const double a = fabs(gate_act_ref(g, m->ffn_act));
+            const bool on = c->hb[i] != 0.0f;
+            if (on != (a > hid->threshold)) disagree += fabs(a - hid->threshold) > 1e-4 * hid->threshold ? 100 : 1;
+            if (!on) h[i] = 0;
+            n_hid += on;
+        } else {
+            n_hid += active(hid, c->hb[i], i);
+        }
+    }
+    assert_true(disagree < 3); /* only at the threshold's rounding edge */
+    {
+        float *hb = malloc(sizeof(float) * F);
+        memcpy(hb, c->hb, sizeof(float) * F);
+        const double e = nmse(hb, h, F);
+        print_message("%s %s: active inputs %d/%d, neurons %d/%d, h NMSE %.2e\n", type,
+                      sf_sparse_method_name(method), n_in, E, n_hid, F, e);
+        assert_true(e <= 1e-6);
+        free(hb);
+    }
+    /* down over the engine's active neurons, as the transposed rows give it */
+    float *down = dequant_all(S->down_t);
+    for (int e = 0; e < E; e++) y[e] = x[e];
+    for (int i = 0; i < F; i++) {
+        if (method == SF_SPARSE_CATS ? c->hb[i] == 0.0f : !active(hid, c->hb[i], i)) continue;
+        for (int e = 0; e < E; e++) y[e] += (double)c->hb[i] * down[(size_t)i * E + e];
+    }
+    const double e = nmse(c->x, y, E);
+    print_message("  x after the FFN: NMSE %.2e\n", e);
+    assert_true(e <= 1e-6);
+    /* sparsity does something: about half the channels are inactive */
+    assert_true(n_hid < F * 9 / 10);
+    if (in->on) assert_true(n_in < E * 9 / 10);
+    free(gate);
+    free(up);
+    free(down);
+    free(x);
+    free(xn);
+    free(h);
+    free(y);
+    sf_context_free(c);
+    sf_model_free(m);
+}
+
+static void test_ffn_token_teal_f32(void **state) {
+    (void)state;
+    check_ffn_token("f32", SF_SPARSE_TEAL, -1, "teal-f32.gguf");
+}
+static void test_ffn_token_cats_q8_0(void **state) {
+    (void)state;
+    check_ffn_token("q8_0", SF_SPARSE_CATS, -1, "cats-q8.gguf");
+}
+static void test_ffn_token_wina_q4_k(void **state) {
+    (void)state;
+    check_ffn_token("q4_k", SF_SPARSE_WINA, -1, "wina-q4k.gguf");
+}
+static void test_ffn_token_teal_q4_0_as_q8_0(void **state) {
+    (void)state;
+    check_ffn_token("q4_0", SF_SPARSE_TEAL, SF_TYPE_Q8_0, "teal-q40-q8.gguf");
+}
+
+/* ---- calibration skips about the asked fraction on its own text */
+
+static void test_calibrated_density(void **state) {
+    (void)state;
+    sf_model *m = tiny("q8_0", 3);
+    assert_non_null(m);
+    const char *side = sparsify(m, SF_SPARSE_TEAL, 0.4f, -1, "teal40.gguf");
+    sf_context *c = context(m, 8);
+    assert_int_equal(sf_context_use_sparse(c, side), SF_OK);
+    sf_context_sparse_policy(c, 1, 0); /* every token sparse */
+    assert_int_equal(sf_decode(c, g_calib, 60, false), SF_OK);
+    sf_sparse_stats st;
+    sf_context_sparse_stats(c, &st, true);
+    assert_int_equal(st.tokens, 60 * m->n_layer);
+    const double in = (double)st.in_active / st.in_total, hid = (double)st.hidden_active / st.hidden_total;
+    print_message("active: inputs %.3f, neurons %.3f (asked 0.600)\n", in, hid);
+    assert_true(fabs(in - 0.6) < 0.05 && fabs(hid - 0.6) < 0.05);
+    sf_context_free(c);
+    sf_model_free(m);
+}
+
+/* ---- a sparse token in a batch equals the same token decoded alone */
+
+static void test_batch_policy_matches_decode(void **state) {
+    (void)state;
+    sf_model *m = tiny("f32", 4);
+    assert_non_null(m);
+    const char *side = sparsify(m, SF_SPARSE_TEAL, 0.5f, -1, "teal-batch.gguf");
+    const int V = m->n_vocab, half = N_PRE / 2;
+    sf_context *a = context(m, 32), *b = context(m, 32);
+    assert_int_equal(sf_context_use_sparse(a, side), SF_OK);
+    assert_int_equal(sf_context_use_sparse(b, side), SF_OK);
+    sf_context_sparse_policy(a, 1, half); /* one call: positions >= half sparse */
+    assert_int_equal(sf_decode(a, g_calib, N_PRE, true), SF_OK);
+    assert_int_equal(sf_decode(b, g_calib, half, false), SF_OK); /* dense prefill */
+    for (int t = half; t < N_PRE; t++) {
+        assert_int_equal(sf_decode(b, &g_calib[t], 1, false), SF_OK);
+        const float *la = sf_get_logits(a, t), *lb = sf_get_logits(b, -1);
+        double *ref = malloc(sizeof(double) * V);
+        for (int v = 0; v < V; v++) ref[v] = lb[v];
+        const double e = nmse(la, ref, V);
+        assert_true(e <= 1e-10);
+        free(ref);
+    }
+    sf_context_free(a);
+    sf_context_free(b);
+    sf_model_free(m);
+}
+
+/* ---- bad input */
+
+static void test_bad_input(void **state) {
+    (void)state;
+    sf_model *m = tiny("q8_0", 5), *other = tiny("q8_0", 6);
+    assert_non_null(m);
+    assert_non_null(other);
+    const char *side = sparsify(m, SF_SPARSE_CATS, 0.3f, -1, "cats30.gguf");
+    sf_context *c = context(other, 8);
+    assert_int_not_equal(sf_context_use_sparse(c, side), SF_OK);
+    assert_non_null(strstr(sf_last_error(), "another model"));
+    assert_false(sf_context_has_sparse(c));
+    /* a model file is not a side-car */
+    assert_int_not_equal(sf_context_use_sparse(c, path_in("tiny-q8_0-6.gguf")), SF_OK);
+    assert_non_null(strstr(sf_last_error(), "not a sparsity side-car"));
+    /* truncated */
+    size_t len;
+    char *bytes = sf_test_read_file(side, &len);
+    assert_non_null(bytes);
+    const char *cut = path_in("cut.gguf");
+    FILE *f = fopen(cut, "wb");
+    fwrite(bytes, 1, len / 2, f);
+    fclose(f);
+    free(bytes);
+    sf_context *cm = context(m, 8);
+    assert_int_not_equal(sf_context_use_sparse(cm, cut), SF_OK);
+    /* sparsity outside [0, 1), unknown method: errors, nothing written */
+    sf_sparsify_params p = sf_sparsify_default_params();
+    p.sparsity = 1.0f;
+    const char *none = path_in("none.gguf");
+    assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, none, NULL), SF_ERR_ARG);
+    assert_non_null(strstr(sf_last_error(), "outside [0, 1)"));
+    p.sparsity = -0.1f;
+    assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, none, NULL), SF_ERR_ARG);
+    assert_int_not_equal(access(none, F_OK), 0);
+    sf_sparse_method meth;
+    assert_int_equal(sf_sparse_method_parse("dejavu", &meth), SF_ERR_ARG);
+    assert_non_null(strstr(sf_last_error(), "unknown sparsity method"));
+    sf_context_free(c);
+    sf_context_free(cm);
+    sf_model_free(m);
+    sf_model_free(other);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_level_zero_is_dense),
+        cmocka_unit_test(test_ffn_token_teal_f32),
+        cmocka_unit_test(test_ffn_token_cats_q8_0),
+        cmocka_unit_test(test_ffn_token_wina_q4_k),
+        cmocka_unit_test(test_ffn_token_teal_q4_0_as_q8_0),
+        cmocka_unit_test(test_calibrated_density),
+        cmocka_unit_test(test_batch_policy_matches_decode),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
