@@ -12,11 +12,14 @@
 #include "common.h"
 #include "generate.h"
 #include "sparsefuse_eval.h"
+#include "sparsefuse_sparsity.h"
 
 enum { MAX_MODELS = 16 };
 
 typedef struct {
     const char *path;
+    const char *sparse; /* side-car the variant runs with (the base model's file), or NULL */
+    char name[160];     /* shown in the table */
     int n_layer;
     double ppl, ppl_err, kld, kld_err, same_top, hs_acc, hs_lo, hs_hi, pp, tg;
     int barriers;
@@ -39,7 +42,7 @@ static const char *base_name(const char *p) {
 
 /* Evaluates one model; kld_path is saved (base) or compared against (variant). */
 static int eval_model(const cmd_spec *cmd, const opts_t *o, row_t *r, const char *kld_path, bool is_base) {
-    app_model_opts mo = {.threads = o->threads};
+    app_model_opts mo = {.threads = o->threads, .sparse = r->sparse};
     sf_model *m = app_load_model(cmd, &mo, r->path);
     if (!m) return APP_EXIT_RUNTIME;
     sf_model_info info;
@@ -49,7 +52,9 @@ static int eval_model(const cmd_spec *cmd, const opts_t *o, row_t *r, const char
     int32_t *toks = NULL;
     sf_context *c = app_new_context(cmd, m, &mo, o->n_ctx > 2048 ? o->n_ctx : 2048, false);
     if (!c) goto done;
-    fprintf(stderr, "compare: %s: perplexity%s\n", base_name(r->path), is_base ? "" : " and KL divergence");
+    /* a side-car: sparse on perplexity's scored half, as in `perplexity --sparse` */
+    if (r->sparse) sf_context_sparse_policy(c, 1, o->n_ctx / 2);
+    fprintf(stderr, "compare: %s: perplexity%s\n", r->name, is_base ? "" : " and KL divergence");
     if (is_base) {
         toks = app_tokenize(cmd, m, o->text, o->text_len, true, false, &n_tok);
         if (!toks) goto done;
@@ -73,7 +78,8 @@ static int eval_model(const cmd_spec *cmd, const opts_t *o, row_t *r, const char
         r->same_top = pr.same_top;
     }
     if (o->hs_text) {
-        fprintf(stderr, "compare: %s: HellaSwag\n", base_name(r->path));
+        fprintf(stderr, "compare: %s: HellaSwag\n", r->name);
+        if (r->sparse) sf_context_sparse_policy(c, 1, 0); /* a task is one batch: every token sparse */
         sf_hellaswag_params hp = sf_hellaswag_default_params();
         hp.n_tasks = o->n_tasks;
         sf_hellaswag_result hr;
@@ -87,8 +93,9 @@ static int eval_model(const cmd_spec *cmd, const opts_t *o, row_t *r, const char
         r->hs_hi = hr.ci_hi;
     }
     if (o->bench) {
-        fprintf(stderr, "compare: %s: speed\n", base_name(r->path));
+        fprintf(stderr, "compare: %s: speed\n", r->name);
         sf_bench_params bp = o->bp;
+        bp.sparse = r->sparse;
         bp.n_threads = o->threads;
         sf_bench_result bpp, btg;
         if (sf_eval_bench(m, &bp, &bpp, &btg) != SF_OK) {
@@ -139,11 +146,11 @@ static void print_table(FILE *f, const row_t *rows, int n, const opts_t *o, bool
         }
         const double dppl = 100.0 * (r->ppl / b->ppl - 1.0);
         if (csv)
-            fprintf(f, "%s,%d,%.6f,%.6f,%s,%s,%s,%s,%s,%s,%s,%s\n", base_name(r->path), r->n_layer, r->ppl, r->ppl_err,
+            fprintf(f, "%s,%d,%.6f,%.6f,%s,%s,%s,%s,%s,%s,%s,%s\n", r->name, r->n_layer, r->ppl, r->ppl_err,
                     kld, top, hs, pp, tg, ppr, tgr, bar);
         else
             fprintf(f, "| %s%s | %d | %.4f ± %.4f | %+.2f %% | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-                    base_name(r->path), i == 0 ? " (base)" : "", r->n_layer, r->ppl, r->ppl_err, dppl,
+                    r->name, i == 0 ? " (base)" : "", r->n_layer, r->ppl, r->ppl_err, dppl,
                     i == 0 ? "—" : kld, i == 0 ? "—" : top, hs, pp, tg, ppr, tgr, bar);
     }
 }
@@ -165,8 +172,8 @@ static int write_csv(const cmd_spec *cmd, const char *path, const row_t *rows, i
 
 int cmd_compare(int argc, char **argv) {
     /* -m may repeat: collect the models, parse the rest with the table */
-    const char *models[MAX_MODELS];
-    int n_models = 0;
+    const char *models[MAX_MODELS], *sparse[MAX_MODELS];
+    int n_models = 0, n_sparse = 0;
     char **rest = malloc(sizeof(char *) * (size_t)(argc + 1));
     int n_rest = 0;
     if (!rest) return APP_EXIT_RUNTIME;
@@ -179,15 +186,24 @@ int cmd_compare(int argc, char **argv) {
                 return APP_EXIT_USAGE;
             }
             models[n_models++] = argv[++i];
+        } else if (!strcmp(argv[i], "--sparse") && i + 1 < argc) {
+            if (n_sparse == MAX_MODELS) {
+                free(rest);
+                fprintf(stderr, "sparsefuse compare: at most %d side-cars\n", MAX_MODELS);
+                return APP_EXIT_USAGE;
+            }
+            sparse[n_sparse++] = argv[++i];
         } else rest[n_rest++] = argv[i];
     }
     opts_t o = {.n_ctx = 512, .n_chunks = 20, .n_tasks = 100, .bench = true};
     o.bp = sf_bench_default_params();
     o.bp.reps = 3;
     bool no_bench = false;
-    const char *text_file = NULL, *m_listed = NULL; /* -m values were taken out above; this is for --help */
+    const char *text_file = NULL, *m_listed = NULL, *s_listed = NULL; /* taken out above; for --help */
     const arg_spec args[] = {
         {"-m", "--model", ARG_STR, &m_listed, "FILE", "a model; give it twice or more: the first is the base", 0, 0, NULL},
+        {NULL, "--sparse", ARG_STR, &s_listed, "SIDE.gguf",
+         "a variant: the base model with this sparsity side-car (sparsify); may repeat", 0, 0, NULL},
         {"-f", "--file", ARG_STR, &text_file, "FILE", "held-out text for perplexity and KL divergence (required)", 0, 0,
          NULL},
         {"-c", "--ctx-size", ARG_INT, &o.n_ctx, "N", "perplexity chunk length (default: 512)", 16, 1 << 16, NULL},
@@ -204,18 +220,24 @@ int cmd_compare(int argc, char **argv) {
         {NULL, "--csv", ARG_STR, &o.csv, "FILE", "also write the table as CSV (atomically)", 0, 0, NULL},
     };
     const cmd_spec cmd = {
-        "compare", "-m BASE -m VARIANT [-m VARIANT...] -f TEXT [options]",
+        "compare", "-m BASE (-m VARIANT | --sparse SIDE.gguf)... -f TEXT [options]",
         "Compares variants of a model with their base in one table: perplexity on -f\n"
         "(llama.cpp's method, --chunks chunks of -c tokens), mean KL divergence and\n"
         "same-top-token rate of each variant against the base on the same tokens,\n"
         "HellaSwag acc_norm with its 95% interval (--hellaswag), and pp/tg tokens/s with\n"
         "ratios to the base (llama-bench's tests, -r repetitions each; machines are\n"
-        "noisy, read ratios from one run). Markdown to stdout; --csv for scripts.",
+        "noisy, read ratios from one run). A --sparse row is the base model with that\n"
+        "sparsity side-car: sparse on the scored half of each perplexity chunk, on every\n"
+        "token of a HellaSwag task, and on decode steps. Markdown to stdout; --csv for scripts.",
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, n_rest, rest);
     free(rest);
     if (rc >= 0) return rc;
-    if (n_models < 2) return args_error(&cmd, "give a base and at least one variant: -m BASE -m VARIANT");
+    if (n_models < 1 || n_models + n_sparse < 2)
+        return args_error(&cmd, "give a base and at least one variant: -m BASE -m VARIANT or --sparse SIDE.gguf");
+    if (n_models + n_sparse > MAX_MODELS) return args_error(&cmd, "at most %d rows", MAX_MODELS);
+    for (int i = 0; i < n_sparse; i++)
+        if (!app_readable(&cmd, "side-car", sparse[i])) return APP_EXIT_USAGE;
     if (!text_file) return args_error(&cmd, "no held-out text: give -f FILE");
     if (!app_readable(&cmd, "text", text_file)) return APP_EXIT_USAGE;
     if (o.hs_file && !app_readable(&cmd, "HellaSwag file", o.hs_file)) return APP_EXIT_USAGE;
@@ -239,14 +261,19 @@ int cmd_compare(int argc, char **argv) {
     close(fd);
     row_t rows[MAX_MODELS] = {{0}};
     rc = APP_EXIT_OK;
-    for (int i = 0; i < n_models && rc == APP_EXIT_OK; i++) {
-        rows[i].path = models[i];
-        rc = eval_model(&cmd, &o, &rows[i], kld, i == 0);
+    const int n_rows = n_models + n_sparse;
+    for (int i = 0; i < n_rows; i++) {
+        row_t *r = &rows[i];
+        r->path = i < n_models ? models[i] : models[0];
+        r->sparse = i < n_models ? NULL : sparse[i - n_models];
+        if (r->sparse) snprintf(r->name, sizeof r->name, "%s + %s", base_name(r->path), base_name(r->sparse));
+        else snprintf(r->name, sizeof r->name, "%s", base_name(r->path));
     }
+    for (int i = 0; i < n_rows && rc == APP_EXIT_OK; i++) rc = eval_model(&cmd, &o, &rows[i], kld, i == 0);
     unlink(kld);
     if (rc == APP_EXIT_OK) {
-        print_table(stdout, rows, n_models, &o, false);
-        if (o.csv) rc = write_csv(&cmd, o.csv, rows, n_models, &o);
+        print_table(stdout, rows, n_rows, &o, false);
+        if (o.csv) rc = write_csv(&cmd, o.csv, rows, n_rows, &o);
     }
     free(text);
     free(o.hs_text);
