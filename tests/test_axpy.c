@@ -33,7 +33,7 @@
 /* About 100 x what is seen (1e-14). */
 #define DENSE_NMSE 1e-12
 
-static const sf_type k_types[] = {SF_TYPE_F32,  SF_TYPE_F16,  SF_TYPE_BF16, SF_TYPE_Q4_0, SF_TYPE_Q4_1,
+static const sf_type k_types[] = {SF_TYPE_F32,  SF_TYPE_F16,  SF_TYPE_BF16, SF_TYPE_Q4_0,   SF_TYPE_Q4_1,
                                   SF_TYPE_Q5_0, SF_TYPE_Q5_1, SF_TYPE_Q8_0, SF_TYPE_IQ4_NL, SF_TYPE_Q2_K,
                                   SF_TYPE_Q3_K, SF_TYPE_Q4_K, SF_TYPE_Q5_K, SF_TYPE_Q6_K};
 #define N_TYPES (int)(sizeof k_types / sizeof k_types[0])
@@ -334,8 +334,9 @@ static void test_zeroed_rows_match_dense(void **state) {
                 else fn(n, active, s_active, k_active, y);
                 const double e = nmse(y, dense, n);
                 if (!(e <= DENSE_NMSE))
-                    fail_msg("%s %s, rows %s: NMSE %.3g against the dense product", si < 0 ? "reference" : g_sets[si].name,
-                             sf_type_name(type), pass ? "left out" : "with s = 0", e);
+                    fail_msg("%s %s, rows %s: NMSE %.3g against the dense product",
+                             si < 0 ? "reference" : g_sets[si].name, sf_type_name(type),
+                             pass ? "left out" : "with s = 0", e);
                 if (e > worst) worst = e;
             }
             free(y);

@@ -1,7 +1,7 @@
 /* Contextual FFN sparsity on tiny random-weight llamas (synth --shape tiny):
  *  - a side-car of sparsity 0 runs every layer dense: logits bit-identical;
  *  - the sparse FFN of one token (TEAL, CATS, WINA; F32, Q8_0 and Q4_K
- *    weights) matches a naive double-precision FFN written here that reads
+ *    weights; threads splitting the active rows or the columns) matches a naive double-precision FFN written here that reads
  *    the same transposed weights with the inactive channels zeroed
  *    (NMSE <= 1e-6), with the engine's active sets checked against the rule;
  *  - calibrated thresholds skip about the asked fraction on the text they
@@ -153,12 +153,13 @@ static bool active(const sf_sparse_rule *r, float x, int j) {
     return fabsf(x) * (r->scale ? r->scale[j] : 1.0f) > r->threshold;
 }
 
-static void check_ffn_token(const char *type, sf_sparse_method method, int wt_type, const char *name) {
+static void check_ffn_token(const char *type, sf_sparse_method method, int wt_type, const char *name, bool split_rows) {
     sf_model *m = tiny(type, 2);
     assert_non_null(m);
     const char *side = sparsify(m, method, 0.5f, wt_type, name);
     sf_context *c = context(m, 8);
     assert_int_equal(sf_context_use_sparse(c, side), SF_OK);
+    c->sp_split_rows = split_rows; /* threads split the active rows, or the output columns */
     const int E = m->n_embd, il = 1;
     const sf_layer *L = &m->layers[il];
     const sf_sparse_layer *S = &c->sparse->layers[il];
@@ -220,8 +221,8 @@ static void check_ffn_token(const char *type, sf_sparse_method method, int wt_ty
         float *hb = malloc(sizeof(float) * F);
         memcpy(hb, c->hb, sizeof(float) * F);
         const double e = nmse(hb, h, F);
-        print_message("%s %s: active inputs %d/%d, neurons %d/%d, h NMSE %.2e\n", type,
-                      sf_sparse_method_name(method), n_in, E, n_hid, F, e);
+        print_message("%s %s (%s split): active inputs %d/%d, neurons %d/%d, h NMSE %.2e\n", type,
+                      sf_sparse_method_name(method), split_rows ? "row" : "column", n_in, E, n_hid, F, e);
         assert_true(e <= 1e-6);
         free(hb);
     }
@@ -251,19 +252,23 @@ static void check_ffn_token(const char *type, sf_sparse_method method, int wt_ty
 
 static void test_ffn_token_teal_f32(void **state) {
     (void)state;
-    check_ffn_token("f32", SF_SPARSE_TEAL, -1, "teal-f32.gguf");
+    check_ffn_token("f32", SF_SPARSE_TEAL, -1, "teal-f32-r.gguf", true);
+    check_ffn_token("f32", SF_SPARSE_TEAL, -1, "teal-f32-c.gguf", false);
 }
 static void test_ffn_token_cats_q8_0(void **state) {
     (void)state;
-    check_ffn_token("q8_0", SF_SPARSE_CATS, -1, "cats-q8.gguf");
+    check_ffn_token("q8_0", SF_SPARSE_CATS, -1, "cats-q8-r.gguf", true);
+    check_ffn_token("q8_0", SF_SPARSE_CATS, -1, "cats-q8-c.gguf", false);
 }
 static void test_ffn_token_wina_q4_k(void **state) {
     (void)state;
-    check_ffn_token("q4_k", SF_SPARSE_WINA, -1, "wina-q4k.gguf");
+    check_ffn_token("q4_k", SF_SPARSE_WINA, -1, "wina-q4k-r.gguf", true);
+    check_ffn_token("q4_k", SF_SPARSE_WINA, -1, "wina-q4k-c.gguf", false);
 }
 static void test_ffn_token_teal_q4_0_as_q8_0(void **state) {
     (void)state;
-    check_ffn_token("q4_0", SF_SPARSE_TEAL, SF_TYPE_Q8_0, "teal-q40-q8.gguf");
+    check_ffn_token("q4_0", SF_SPARSE_TEAL, SF_TYPE_Q8_0, "teal-q40-q8-r.gguf", true);
+    check_ffn_token("q4_0", SF_SPARSE_TEAL, SF_TYPE_Q8_0, "teal-q40-q8-c.gguf", false);
 }
 
 /* ---- calibration skips about the asked fraction on its own text */

@@ -69,6 +69,8 @@ struct sf_context {
     const void **sp_rows; /* [n_threads][sp_stride] active rows of a transposed matrix, per thread */
     float *sp_scale;      /* [n_threads][sp_stride] their scales */
     size_t sp_stride;     /* max(n_embd, n_ff_max) */
+    float *sp_part;       /* [n_threads][2][sp_stride] per-thread partial products (row split) */
+    bool sp_split_rows;   /* threads split the active rows (partials summed) instead of the columns */
     bool *sp_not_dense;   /* [B] token does not join the dense FFN batch of this layer (skips it, or runs sparse) */
     sf_sparse_stats sp_stats;
 

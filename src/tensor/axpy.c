@@ -35,9 +35,9 @@ static void axpy_ref(int type, int64_t n, const void *const *rows, const float *
 }
 
 /* the per-type entries of the reference table (declared in types.c) */
-#define AXPY_REF(name, type)                                                                        \
-    void sf_ref_axpy_rows_##name(int64_t n, const void *const *rows, const float *s, int k, float *y) { \
-        axpy_ref(type, n, rows, s, k, y);                                                           \
+#define AXPY_REF(name, type)                                                                                           \
+    void sf_ref_axpy_rows_##name(int64_t n, const void *const *rows, const float *s, int k, float *y) {                \
+        axpy_ref(type, n, rows, s, k, y);                                                                              \
     }
 
 AXPY_REF(f32, SF_TYPE_F32)

@@ -36,9 +36,7 @@ static inline __m512i i8x16(const uint8_t *p) { return _mm512_cvtepi8_epi32(sf_x
 static inline __m512i u8x16(const uint8_t *p) { return _mm512_cvtepu8_epi32(sf_x86_loadu128(p)); }
 
 /* The 16 floats 0, 1, .., 15 (the table index j). */
-static inline __m512 iota16(void) {
-    return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-}
+static inline __m512 iota16(void) { return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 
 /* acc += a · q for 32 int8 q in element order (a_lo: values 0..15, a_hi:
  * 16..31); q goes through the stack, widened from memory. */
@@ -61,35 +59,20 @@ static inline z32 add_affine(z32 acc, __m256i q, __m512 d_lo, __m512 m_lo, __m51
     return acc;
 }
 
-/* Bytes of each next row prefetched while a pass runs (a pass reads its
- * rows front to back; short rows end before the hardware prefetcher has
- * picked them up). */
-#ifndef PF_BYTES
-#define PF_BYTES 4096
-#endif
-
-static inline void prefetch_rows(const void *const *rows, int G, size_t len) {
-    for (int g = 0; g < G; g++)
-        for (size_t o = 0; o < len; o += 64) _mm_prefetch((const char *)rows[g] + o, _MM_HINT_T0);
-}
-
-/* The driver: passes of 4 rows, then one of the 1..3 left, each prefetching
- * the rows of the next. `pass` is an always_inline function of (n, rows, s,
- * G, y); each G gets its own copy. rb: the bytes of a row. */
-#define AXPY_DRIVER(name, pass, rb)                                                                  \
-    static void name(int64_t n, const void *const *rows, const float *s, int k, float *y) {          \
-        const size_t pf = (size_t)(rb) < PF_BYTES ? (size_t)(rb) : PF_BYTES;                         \
-        int r = 0;                                                                                   \
-        for (; r + 4 <= k; r += 4) {                                                                 \
-            prefetch_rows(rows + r + 4, k - r - 4 < 4 ? k - r - 4 : 4, pf);                          \
-            pass(n, rows + r, s + r, 4, y);                                                          \
-        }                                                                                            \
-        switch (k - r) {                                                                             \
-        case 3: pass(n, rows + r, s + r, 3, y); break;                                               \
-        case 2: pass(n, rows + r, s + r, 2, y); break;                                               \
-        case 1: pass(n, rows + r, s + r, 1, y); break;                                               \
-        default: break;                                                                              \
-        }                                                                                            \
+/* The driver: passes of 4 rows, then one of the 1..3 left. `pass` is an
+ * always_inline function of (n, rows, s, G, y); each G gets its own copy.
+ * (No software prefetch: prefetching the next pass's rows measured no faster,
+ * rows in L3 or in DRAM, contiguous or scattered.) */
+#define AXPY_DRIVER(name, pass)                                                                                        \
+    static void name(int64_t n, const void *const *rows, const float *s, int k, float *y) {                            \
+        int r = 0;                                                                                                     \
+        for (; r + 4 <= k; r += 4) pass(n, rows + r, s + r, 4, y);                                                     \
+        switch (k - r) {                                                                                               \
+        case 3: pass(n, rows + r, s + r, 3, y); break;                                                                 \
+        case 2: pass(n, rows + r, s + r, 2, y); break;                                                                 \
+        case 1: pass(n, rows + r, s + r, 1, y); break;                                                                 \
+        default: break;                                                                                                \
+        }                                                                                                              \
     }
 
 #define INLINE static inline __attribute__((always_inline))
@@ -97,7 +80,9 @@ static inline void prefetch_rows(const void *const *rows, int G, size_t len) {
 /* ------------------------------------------------ float types */
 
 static inline __m512 load16_f32(const uint8_t *p, __mmask16 k) { return _mm512_maskz_loadu_ps(k, p); }
-static inline __m512 load16_f16(const uint8_t *p, __mmask16 k) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p)); }
+static inline __m512 load16_f16(const uint8_t *p, __mmask16 k) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p));
+}
 static inline __m512 load16_bf16(const uint8_t *p, __mmask16 k) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, p)), 16));
 }
@@ -136,9 +121,9 @@ INLINE void pass_f16(int64_t n, const void *const *rows, const float *s, int G, 
 INLINE void pass_bf16(int64_t n, const void *const *rows, const float *s, int G, float *y) {
     pass_float(n, rows, s, G, y, 2, load16_bf16);
 }
-AXPY_DRIVER(axpy_f32, pass_f32, 4 * n)
-AXPY_DRIVER(axpy_f16, pass_f16, 2 * n)
-AXPY_DRIVER(axpy_bf16, pass_bf16, 2 * n)
+AXPY_DRIVER(axpy_f32, pass_f32)
+AXPY_DRIVER(axpy_f16, pass_f16)
+AXPY_DRIVER(axpy_bf16, pass_bf16)
 
 /* ------------------------------------------------ legacy blocks (32 values) */
 
@@ -245,38 +230,37 @@ static inline z32 block_q5_1(z32 acc, const uint8_t *x, const float *par, __m512
 }
 
 /* One pass of G rows over n/32 blocks of `bytes` bytes. */
-#define LEGACY_PASS(name, bytes, scales, stride, block, table)                                                    \
-    INLINE void name(int64_t n, const void *const *rows, const float *s, int G, float *y) {              \
-        const uint8_t *p[4];                                                                              \
-        __m512 sv[4];                                                                                     \
-        for (int g = 0; g < G; g++) p[g] = rows[g], sv[g] = _mm512_set1_ps(s[g]);                         \
-        const __m512 tab = table;                                                                         \
-        const int64_t nb = n / SF_QK;                                                                     \
-        for (int64_t b0 = 0; b0 < nb; b0 += LG_CHUNK) {                                                   \
-            const int m = nb - b0 < LG_CHUNK ? (int)(nb - b0) : LG_CHUNK;                                 \
-            float par[4][2 * LG_CHUNK];                                                                   \
-            for (int g = 0; g < G; g++)                                                                   \
-                scales(p[g] + b0 * (bytes), bytes, m, s[g], par[g]);                                      \
-            int b = 0;                                                                                    \
-            for (; b + 2 <= m; b += 2) {                                                                  \
-                float *yb = y + (b0 + b) * SF_QK;                                                         \
-                z32 acc0 = z32_load(yb), acc1 = z32_load(yb + SF_QK);                                     \
-                _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) {                                     \
-                    const uint8_t *x = p[g] + (b0 + b) * (bytes);                                         \
-                    acc0 = block(acc0, x, par[g] + (stride) * b, sv[g], tab);                                         \
-                    acc1 = block(acc1, x + (bytes), par[g] + (stride) * (b + 1), sv[g], tab);                           \
-                }                                                                                         \
-                z32_store(yb, acc0);                                                                      \
-                z32_store(yb + SF_QK, acc1);                                                              \
-            }                                                                                             \
-            if (b < m) {                                                                                  \
-                float *yb = y + (b0 + b) * SF_QK;                                                         \
-                z32 acc = z32_load(yb);                                                                   \
-                _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) acc =                                 \
-                    block(acc, p[g] + (b0 + b) * (bytes), par[g] + (stride) * b, sv[g], tab);                         \
-                z32_store(yb, acc);                                                                       \
-            }                                                                                             \
-        }                                                                                                 \
+#define LEGACY_PASS(name, bytes, scales, stride, block, table)                                                         \
+    INLINE void name(int64_t n, const void *const *rows, const float *s, int G, float *y) {                            \
+        const uint8_t *p[4];                                                                                           \
+        __m512 sv[4];                                                                                                  \
+        for (int g = 0; g < G; g++) p[g] = rows[g], sv[g] = _mm512_set1_ps(s[g]);                                      \
+        const __m512 tab = table;                                                                                      \
+        const int64_t nb = n / SF_QK;                                                                                  \
+        for (int64_t b0 = 0; b0 < nb; b0 += LG_CHUNK) {                                                                \
+            const int m = nb - b0 < LG_CHUNK ? (int)(nb - b0) : LG_CHUNK;                                              \
+            float par[4][2 * LG_CHUNK];                                                                                \
+            for (int g = 0; g < G; g++) scales(p[g] + b0 * (bytes), bytes, m, s[g], par[g]);                           \
+            int b = 0;                                                                                                 \
+            for (; b + 2 <= m; b += 2) {                                                                               \
+                float *yb = y + (b0 + b) * SF_QK;                                                                      \
+                z32 acc0 = z32_load(yb), acc1 = z32_load(yb + SF_QK);                                                  \
+                _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) {                                                  \
+                    const uint8_t *x = p[g] + (b0 + b) * (bytes);                                                      \
+                    acc0 = block(acc0, x, par[g] + b * (stride), sv[g], tab);                                          \
+                    acc1 = block(acc1, x + (bytes), par[g] + (b + 1) * (stride), sv[g], tab);                          \
+                }                                                                                                      \
+                z32_store(yb, acc0);                                                                                   \
+                z32_store(yb + SF_QK, acc1);                                                                           \
+            }                                                                                                          \
+            if (b < m) {                                                                                               \
+                float *yb = y + (b0 + b) * SF_QK;                                                                      \
+                z32 acc = z32_load(yb);                                                                                \
+                _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) acc =                                              \
+                    block(acc, p[g] + (b0 + b) * (bytes), par[g] + b * (stride), sv[g], tab);                          \
+                z32_store(yb, acc);                                                                                    \
+            }                                                                                                          \
+        }                                                                                                              \
     }
 
 #define NO_TABLE _mm512_setzero_ps()
@@ -290,12 +274,12 @@ LEGACY_PASS(pass_q5_0, sizeof(sf_block_q5_0), scales_sym, 1, block_q5_0, Q5_0_LE
 LEGACY_PASS(pass_q5_1, sizeof(sf_block_q5_1), scales_dm, 2, block_q5_1, NO_TABLE)
 LEGACY_PASS(pass_q8_0, sizeof(sf_block_q8_0), scales_sym, 1, block_q8_0, NO_TABLE)
 LEGACY_PASS(pass_iq4_nl, sizeof(sf_block_iq4_nl), scales_sym, 1, block_levels, IQ4_NL_LEVELS)
-AXPY_DRIVER(axpy_q4_0, pass_q4_0, (n / SF_QK) * sizeof(sf_block_q4_0))
-AXPY_DRIVER(axpy_q4_1, pass_q4_1, (n / SF_QK) * sizeof(sf_block_q4_1))
-AXPY_DRIVER(axpy_q5_0, pass_q5_0, (n / SF_QK) * sizeof(sf_block_q5_0))
-AXPY_DRIVER(axpy_q5_1, pass_q5_1, (n / SF_QK) * sizeof(sf_block_q5_1))
-AXPY_DRIVER(axpy_q8_0, pass_q8_0, (n / SF_QK) * sizeof(sf_block_q8_0))
-AXPY_DRIVER(axpy_iq4_nl, pass_iq4_nl, (n / SF_QK) * sizeof(sf_block_iq4_nl))
+AXPY_DRIVER(axpy_q4_0, pass_q4_0)
+AXPY_DRIVER(axpy_q4_1, pass_q4_1)
+AXPY_DRIVER(axpy_q5_0, pass_q5_0)
+AXPY_DRIVER(axpy_q5_1, pass_q5_1)
+AXPY_DRIVER(axpy_q8_0, pass_q8_0)
+AXPY_DRIVER(axpy_iq4_nl, pass_iq4_nl)
 
 /* ------------------------------------------------ K-quants (256 values, 8 slices of 32) */
 
@@ -330,12 +314,13 @@ static inline void decode_q3_K(const uint8_t *x, float s, float par[32]) {
 
 static inline z32 slice_q3_K(z32 acc, const uint8_t *x, int t, const float *par, __m512 sv) {
     (void)sv;
-    const __m256i low = _mm256_and_si256(
-        _mm256_srlv_epi32(sf_x86_loadu256(x + offsetof(sf_block_q3_K, qs) + 32 * (t / 4)), _mm256_set1_epi32(2 * (t % 4))),
-        _mm256_set1_epi8(3));
+    const __m256i low =
+        _mm256_and_si256(_mm256_srlv_epi32(sf_x86_loadu256(x + offsetof(sf_block_q3_K, qs) + 32 * (t / 4)),
+                                           _mm256_set1_epi32(2 * (t % 4))),
+                         _mm256_set1_epi8(3));
     /* + 4 where bit t of hmask[l] is set (a mask of those bytes), then - 4 */
-    const __mmask32 hbit = _mm256_test_epi8_mask(sf_x86_loadu256(x + offsetof(sf_block_q3_K, hmask)),
-                                                 _mm256_set1_epi8((char)(1 << t)));
+    const __mmask32 hbit =
+        _mm256_test_epi8_mask(sf_x86_loadu256(x + offsetof(sf_block_q3_K, hmask)), _mm256_set1_epi8((char)(1 << t)));
     const __m256i q = _mm256_sub_epi8(_mm256_mask_add_epi8(low, hbit, low, _mm256_set1_epi8(4)), _mm256_set1_epi8(4));
     return add_sym(acc, q, _mm512_set1_ps(par[2 * t]), _mm512_set1_ps(par[2 * t + 1]));
 }
@@ -351,7 +336,8 @@ static inline void decode_k4(const uint8_t *x, float par[32]) {
     const __m512 sm = _mm512_cvtepi32_ps(u8x16(sc)); /* sc[0..7], m[0..7] */
     /* d, -dmin (the block's first two f16; the 8 bytes read end in its scales),
      * each in 8 lanes */
-    const __m128 dm = _mm_xor_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)x)), _mm_setr_ps(0.0f, -0.0f, 0.0f, 0.0f));
+    const __m128 dm =
+        _mm_xor_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)x)), _mm_setr_ps(0.0f, -0.0f, 0.0f, 0.0f));
     const __m512i pick = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     _mm512_storeu_ps(par, _mm512_mul_ps(_mm512_permutexvar_ps(pick, _mm512_castps128_ps512(dm)), sm));
 }
@@ -396,8 +382,8 @@ static inline z32 slice_q5_K(z32 acc, const uint8_t *x, int t, const float *par,
     const __m512 d1 = _mm512_set1_ps(par[t]), m1 = _mm512_set1_ps(par[8 + t]);
     const __m256i raw = sf_x86_loadu256(x + offsetof(sf_block_q5_K, qs) + 32 * (t / 2));
     const __m256i nib = t % 2 ? sf_x86_hi_nibbles(raw) : sf_x86_lo_nibbles(raw);
-    const __mmask32 hbit = _mm256_test_epi8_mask(sf_x86_loadu256(x + offsetof(sf_block_q5_K, qh)),
-                                                 _mm256_set1_epi8((char)(1 << t)));
+    const __mmask32 hbit =
+        _mm256_test_epi8_mask(sf_x86_loadu256(x + offsetof(sf_block_q5_K, qh)), _mm256_set1_epi8((char)(1 << t)));
     const __m256i q = _mm256_mask_add_epi8(nib, hbit, nib, _mm256_set1_epi8(16));
     return add_affine(acc, q, d1, m1, d1, m1, sv);
 }
@@ -437,8 +423,9 @@ INLINE void pass_q6_K(int64_t n, const void *const *rows, const float *s, int G,
                 const __m512i h23 = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shift23), m3), 4);
                 _Alignas(64) int8_t q[128];
                 _mm512_store_si512(q, _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(ql, m15), h01), m32));
-                _mm512_store_si512(q + 64,
-                                   _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m15), h23), m32));
+                _mm512_store_si512(
+                    q + 64,
+                    _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m15), h23), m32));
                 __asm__("" : "+m"(q));
 #pragma GCC unroll 8
                 for (int j = 0; j < 8; j++)
@@ -451,32 +438,32 @@ INLINE void pass_q6_K(int64_t n, const void *const *rows, const float *s, int G,
     }
 }
 
-#define KQ_PASS(name, bytes, decode, slice)                                                               \
-    INLINE void name(int64_t n, const void *const *rows, const float *s, int G, float *y) {              \
-        const uint8_t *p[4];                                                                              \
-        __m512 sv[4];                                                                                     \
-        for (int g = 0; g < G; g++) p[g] = rows[g], sv[g] = _mm512_set1_ps(s[g]);                         \
-        for (int64_t b = 0; b < n / SF_QK_K; b++) {                                                       \
-            float par[4][32];                                                                             \
-            for (int g = 0; g < G; g++) decode(p[g] + b * (bytes), s[g], par[g]);                         \
-            for (int t = 0; t < 8; t++) {                                                                 \
-                float *yt = y + b * SF_QK_K + 32 * t;                                                     \
-                z32 acc = z32_load(yt);                                                                   \
-                _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) acc =                                 \
-                    slice(acc, p[g] + b * (bytes), t, par[g], sv[g]);                                     \
-                z32_store(yt, acc);                                                                       \
-            }                                                                                             \
-        }                                                                                                 \
+#define KQ_PASS(name, bytes, decode, slice)                                                                            \
+    INLINE void name(int64_t n, const void *const *rows, const float *s, int G, float *y) {                            \
+        const uint8_t *p[4];                                                                                           \
+        __m512 sv[4];                                                                                                  \
+        for (int g = 0; g < G; g++) p[g] = rows[g], sv[g] = _mm512_set1_ps(s[g]);                                      \
+        for (int64_t b = 0; b < n / SF_QK_K; b++) {                                                                    \
+            float par[4][32];                                                                                          \
+            for (int g = 0; g < G; g++) decode(p[g] + b * (bytes), s[g], par[g]);                                      \
+            for (int t = 0; t < 8; t++) {                                                                              \
+                float *yt = y + b * SF_QK_K + 32 * t;                                                                  \
+                z32 acc = z32_load(yt);                                                                                \
+                _Pragma("GCC unroll 4") for (int g = 0; g < G; g++) acc =                                              \
+                    slice(acc, p[g] + b * (bytes), t, par[g], sv[g]);                                                  \
+                z32_store(yt, acc);                                                                                    \
+            }                                                                                                          \
+        }                                                                                                              \
     }
 
 KQ_PASS(pass_q2_K, sizeof(sf_block_q2_K), decode_q2_K, slice_q2_K)
 KQ_PASS(pass_q3_K, sizeof(sf_block_q3_K), decode_q3_K, slice_q3_K)
 KQ_PASS(pass_q5_K, sizeof(sf_block_q5_K), decode_q5_K, slice_q5_K)
-AXPY_DRIVER(axpy_q2_K, pass_q2_K, (n / SF_QK_K) * sizeof(sf_block_q2_K))
-AXPY_DRIVER(axpy_q3_K, pass_q3_K, (n / SF_QK_K) * sizeof(sf_block_q3_K))
-AXPY_DRIVER(axpy_q4_K, pass_q4_K, (n / SF_QK_K) * sizeof(sf_block_q4_K))
-AXPY_DRIVER(axpy_q5_K, pass_q5_K, (n / SF_QK_K) * sizeof(sf_block_q5_K))
-AXPY_DRIVER(axpy_q6_K, pass_q6_K, (n / SF_QK_K) * sizeof(sf_block_q6_K))
+AXPY_DRIVER(axpy_q2_K, pass_q2_K)
+AXPY_DRIVER(axpy_q3_K, pass_q3_K)
+AXPY_DRIVER(axpy_q4_K, pass_q4_K)
+AXPY_DRIVER(axpy_q5_K, pass_q5_K)
+AXPY_DRIVER(axpy_q6_K, pass_q6_K)
 
 void sf_axpy_avx512_install(sf_type_traits fast[SF_TYPE_COUNT]) {
     fast[SF_TYPE_F32].axpy_rows = axpy_f32;
