@@ -31,7 +31,8 @@ typedef struct {
     {"-v", "--verbose", ARG_FLAG, &(o)->verbose, NULL, "print library log messages to stderr", 0, 0, NULL}
 #define APP_ARG_SPARSE(o)                                                                         \
     {NULL, "--sparse", ARG_STR, &(o)->sparse, "SIDE.gguf",                                        \
-     "contextual FFN sparsity from a side-car written by 'sparsefuse sparsify' (decode steps run sparse)", 0, 0, \
+     "contextual FFN sparsity from a side-car written by 'sparsefuse sparsify': decode steps run sparse "     \
+     "(perplexity: the scored half of each chunk; hellaswag: every token; prompts stay dense)", 0, 0,            \
      NULL}
 /* -m -t -b -v */
 #define APP_MODEL_ARGS(o) APP_ARG_MODEL(o), APP_ARG_THREADS(o), APP_ARG_BATCH(o), APP_ARG_VERBOSE(o)
