@@ -12,7 +12,9 @@
 # CALIB_TOKENS (4096), CHUNKS (PPL chunks, 10), TG (tokens, 64), REPS (2),
 # TASKS (HellaSwag tasks, 0 = skip; every token of a task runs sparse, so it
 # is slow), WT_TYPE (transposed-matrix type, default: chosen per tensor),
-# THREADS (2). Writes OUT/results.md and OUT/results.csv.
+# THREADS (2), SPEED_ONLY (set: no perplexity/KLD, e.g. for synthetic models,
+# whose random weights make quality numbers meaningless). Writes
+# OUT/results.md and OUT/results.csv.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO"
@@ -43,8 +45,11 @@ hellaswag() { # acc_norm, or "-"
 }
 
 echo "== dense ($MODEL)"
-"$SF" perplexity -m "$MODEL" -f "$TEST" --chunks "$CHUNKS" -t "$T" --kld-save "$OUT/base.kld" > "$OUT/ppl-dense.txt" 2>&1
-PPL0=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p' "$OUT/ppl-dense.txt")
+PPL0=-
+if [ -z "${SPEED_ONLY:-}" ]; then
+    "$SF" perplexity -m "$MODEL" -f "$TEST" --chunks "$CHUNKS" -t "$T" --kld-save "$OUT/base.kld" > "$OUT/ppl-dense.txt" 2>&1
+    PPL0=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p' "$OUT/ppl-dense.txt")
+fi
 HS0=$(hellaswag)
 echo "method,level,ppl,kld,same_top,hellaswag,tg_dense,tg_sparse,speedup,mib_per_token,hidden_active,in_active" > "$OUT/results.csv"
 {
@@ -59,11 +64,14 @@ for meth in ${METHODS:-teal cats wina}; do
         echo "== $meth $s"
         "$SF" sparsify -m "$MODEL" -f "$CALIB" --method "$meth" --sparsity "$s" --tokens "${CALIB_TOKENS:-4096}" \
             -t "$T" "${WT[@]}" -o "$side" > "$OUT/$meth-$s.sparsify.txt"
-        "$SF" perplexity -m "$MODEL" -f "$TEST" --chunks "$CHUNKS" -t "$T" --kld "$OUT/base.kld" --sparse "$side" \
-            > "$OUT/ppl-$meth-$s.txt" 2>&1
-        ppl=$(sed -n 's/^Mean PPL(Q) *: *\([0-9.]*\).*/\1/p' "$OUT/ppl-$meth-$s.txt")
-        kld=$(sed -n 's/^Mean    KLD: *\([0-9.]*\).*/\1/p' "$OUT/ppl-$meth-$s.txt")
-        top=$(sed -n 's/^Same top p: *\([0-9.]*\).*/\1/p' "$OUT/ppl-$meth-$s.txt")
+        ppl=- kld=- top=-
+        if [ -z "${SPEED_ONLY:-}" ]; then
+            "$SF" perplexity -m "$MODEL" -f "$TEST" --chunks "$CHUNKS" -t "$T" --kld "$OUT/base.kld" --sparse "$side" \
+                > "$OUT/ppl-$meth-$s.txt" 2>&1
+            ppl=$(sed -n 's/^Mean PPL(Q) *: *\([0-9.]*\).*/\1/p' "$OUT/ppl-$meth-$s.txt")
+            kld=$(sed -n 's/^Mean    KLD: *\([0-9.]*\).*/\1/p' "$OUT/ppl-$meth-$s.txt")
+            top=$(sed -n 's/^Same top p: *\([0-9.]*\).*/\1/p' "$OUT/ppl-$meth-$s.txt")
+        fi
         hs=$(hellaswag --sparse "$side")
         # speed: dense, sparse, dense, sparse (alternated); medians of the two each
         d1=$(tg); s1=$(tg --sparse "$side"); d2=$(tg); s2=$(tg --sparse "$side")
