@@ -20,8 +20,11 @@ int cmd_sparsify(int argc, char **argv) {
         {"-o", "--output", ARG_STR, &out, "FILE", "side-car GGUF to write (required)", 0, 0, NULL},
         {NULL, "--method", ARG_STR, &method, "M",
          "teal (|x| thresholds on the FFN input and hidden activations), cats (|act(gate)|, gate dense), "
-         "wina (|x| times the weight column norm) (default: teal)",
+         "wina (|x| times the weight column norm), predictor (a rank-R estimate of the gate picks the neurons; "
+         "gate, up and down read only those) (default: teal)",
          0, 0, NULL},
+        {NULL, "--rank", ARG_INT, &sp.rank, "R", "predictor rank, a multiple of 32 up to n_embd (default: 64)", 32,
+         1 << 16, NULL},
         {NULL, "--sparsity", ARG_FLOAT, &sp.sparsity, "S",
          "fraction of channels skipped at each sparse site, in [0, 1) (default: 0.5)", 0, 0, NULL},
         {NULL, "--tokens", ARG_INT, &n_tokens, "N", "calibration tokens, in whole chunks of -c (default: 8192)", 8,
@@ -35,10 +38,11 @@ int cmd_sparsify(int argc, char **argv) {
     };
     const cmd_spec cmd = {
         "sparsify", "[options] -f CALIB.txt -o SIDE.gguf",
-        "Contextual FFN sparsity (TEAL, CATS, WINA; docs/sparsity.md). Runs the dense\n"
-        "model over the calibration text, keeps a sample of each layer's channel scores\n"
-        "and sets per-layer thresholds so that a fraction S of the channels falls below\n"
-        "them. Writes a side-car GGUF with the thresholds and the matrices the sparse\n"
+        "Contextual FFN sparsity (TEAL, CATS, WINA, a low-rank predictor;\n"
+        "docs/sparsity.md). Runs the dense model over the calibration text, keeps a\n"
+        "sample of each layer's channel scores and sets per-layer thresholds so that a\n"
+        "fraction S of the channels falls below them (the predictor takes three passes:\n"
+        "it is fitted by least squares first, and its recall is measured last). Writes a side-car GGUF with the thresholds and the matrices the sparse\n"
         "kernels read transposed (one quantized row per channel), bound to this model:\n"
         "run, chat, bench, perplexity, hellaswag and compare take it with --sparse.\n"
         "Sparsity 0 writes a side-car that runs every layer dense.",
@@ -87,6 +91,12 @@ int cmd_sparsify(int argc, char **argv) {
     printf("calibrated level  %.4f (mean over the sparse sites)\n", res.level_mean);
     printf("calibration       %lld tokens\n", (long long)res.n_tokens);
     printf("transposed NMSE   %.3e (re-quantized weights vs the originals)\n", res.transpose_nmse);
+    if (sp.method == SF_SPARSE_PREDICTOR) {
+        printf("predictor rank    %d, %.1f %% of the dense FFN's multiply-adds\n", sp.rank, 100.0 * res.pred_flops);
+        printf("gate variance     %.4f kept by the rank-%d estimate (mean over layers)\n", res.pred_explained, sp.rank);
+        printf("recall            %.4f of the neurons CATS keeps at this level are predicted\n", res.pred_recall);
+        printf("|h| mass          %.4f of sum |h_i| is on the predicted neurons\n", res.pred_mass);
+    }
     printf("side-car          %s, %.1f MiB of tensors\n", out, res.side_bytes / 1048576.0);
     fprintf(stderr, "sparsify: done in %.1f s\n", app_now() - t0);
     rc = APP_EXIT_OK;

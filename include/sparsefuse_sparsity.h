@@ -1,4 +1,5 @@
-/* sparsefuse contextual FFN sparsity (TEAL, CATS, WINA): per token, most FFN
+/* sparsefuse contextual FFN sparsity (TEAL, CATS, WINA, a low-rank
+ * predictor): per token, most FFN
  * neurons (and, for TEAL/WINA, most FFN input channels) are skipped by
  * calibrated magnitude thresholds; the matrices the skipped channels index
  * are stored transposed in a side-car GGUF so a skipped channel is a row not
@@ -18,10 +19,13 @@
  *  - CATS: the gate runs dense, neuron i is active where |act(gate_i)| > t;
  *    up and down read only the active neurons;
  *  - WINA: as TEAL on |x_j| * ||W[:, j]|| (the column norm of the matrix
- *    the channel feeds). */
-typedef enum { SF_SPARSE_TEAL, SF_SPARSE_CATS, SF_SPARSE_WINA, SF_SPARSE_METHODS } sf_sparse_method;
+ *    the channel feeds);
+ *  - predictor (Deja Vu, NimbleEdge): a rank-r estimate of the gate from
+ *    x̃ (fitted by least squares on the calibration text) picks the neurons,
+ *    |act(ĝ_i)| > t; gate, up and down read only those. */
+typedef enum { SF_SPARSE_TEAL, SF_SPARSE_CATS, SF_SPARSE_WINA, SF_SPARSE_PREDICTOR, SF_SPARSE_METHODS } sf_sparse_method;
 
-const char *sf_sparse_method_name(sf_sparse_method m); /* "teal", "cats", "wina" */
+const char *sf_sparse_method_name(sf_sparse_method m); /* "teal", "cats", "wina", "predictor" */
 /* SF_OK and *out, or SF_ERR_ARG naming the accepted methods. */
 int sf_sparse_method_parse(const char *name, sf_sparse_method *out);
 
@@ -35,6 +39,7 @@ typedef struct {
     int64_t n_tokens;     /* calibration tokens, whole chunks (default 8192) */
     int n_threads;        /* 0: physical cores */
     int wt_type;          /* ggml type of the transposed matrices; -1: chosen per tensor (docs/sparsity.md) */
+    int rank;             /* predictor: rank, a multiple of 32 up to n_embd (default 64) */
     sf_progress_fn progress; /* what = "calibrate" (passes) or "transpose" (tensors) */
     void *user;
 } sf_sparsify_params;
@@ -47,6 +52,11 @@ typedef struct {
     double level_mean;          /* mean calibrated sparsity over the sparse sites */
     double transpose_nmse;      /* NMSE of the re-quantized transposed weights vs the originals */
     uint64_t side_bytes;        /* tensor bytes written */
+    /* predictor only (0 otherwise), means over the layers, on the calibration text: */
+    double pred_explained; /* fraction of the gate pre-activations' variance the estimate keeps */
+    double pred_recall;    /* of the neurons CATS keeps at the same level, the fraction predicted */
+    double pred_mass;      /* of Σ|h_i|, the fraction on the predicted neurons */
+    double pred_flops;     /* predictor multiply-adds / the dense FFN's, per token */
 } sf_sparsify_result;
 
 /* Calibrates thresholds on tokens[0..n_avail) (chunks of p->n_ctx starting
@@ -72,7 +82,7 @@ bool sf_context_has_sparse(const sf_context *c);
  * many were active (for realized density reports). */
 typedef struct {
     int64_t in_total, in_active;         /* FFN input channels (TEAL/WINA) */
-    int64_t hidden_total, hidden_active; /* FFN neurons */
+    int64_t hidden_total, hidden_active; /* FFN neurons (predictor: the predicted ones) */
     int64_t tokens;                      /* token-layers run sparse */
     int64_t bytes;                       /* weight bytes those FFNs read */
 } sf_sparse_stats;

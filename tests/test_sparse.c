@@ -4,6 +4,9 @@
  *    weights; threads splitting the active rows or the columns) matches a naive double-precision FFN written here that reads
  *    the same transposed weights with the inactive channels zeroed
  *    (NMSE <= 1e-6), with the engine's active sets checked against the rule;
+ *  - the predictor: its sparse FFN as above (decisions from a double-precision
+ *    ĝ = B A x̃ on its dequantized matrices, within 8-bit rounding of t); its
+ *    fit exact at full rank and better than truncating W below;
  *  - calibrated thresholds skip about the asked fraction on the text they
  *    were calibrated on;
  *  - a token that runs sparse gives the same logits in a batch (perplexity's
@@ -165,7 +168,8 @@ static void check_ffn_token(const char *type, sf_sparse_method method, int wt_ty
     const sf_sparse_layer *S = &c->sparse->layers[il];
     const int F = L->n_ff;
     assert_true(S->site[SF_SITE_FFN_HIDDEN].on);
-    assert_int_equal(S->site[SF_SITE_FFN_IN].on, method != SF_SPARSE_CATS);
+    const bool decided = method == SF_SPARSE_CATS || method == SF_SPARSE_PREDICTOR; /* h == 0: inactive */
+    assert_int_equal(S->site[SF_SITE_FFN_IN].on, !decided);
     uint64_t rng = 7;
     float *x = malloc(sizeof(float) * E), *xn = malloc(sizeof(float) * E);
     double *h = malloc(sizeof(double) * F), *y = malloc(sizeof(double) * E);
@@ -176,7 +180,7 @@ static void check_ffn_token(const char *type, sf_sparse_method method, int wt_ty
     /* reference: x̃ as the engine normed it, masked; gate/up dense or over the
      * transposed rows of the active channels */
     sf_rmsnorm(xn, x, L->ffn_norm->data, E, m->norm_eps);
-    if (method == SF_SPARSE_CATS) {
+    if (decided) {
         /* the dense gate/up read x̃ quantized (their vec_dot type): the same input here */
         const int kind = sf_fw_weight_kind(L->ffn_gate);
         const sf_type_traits *at = sf_type_ref(sf_type_ref(L->ffn_gate->type)->vec_dot_type);
@@ -202,21 +206,43 @@ static void check_ffn_token(const char *type, sf_sparse_method method, int wt_ty
     for (int j = 0; in->on && j < E; j++) n_in += active(in, xn[j], j);
     /* the engine's h (c->hb) against the reference; CATS zeroes the inactive */
     int n_hid = 0, disagree = 0;
+    double *z = NULL;
+    float *pa = NULL, *pb = NULL;
+    if (method == SF_SPARSE_PREDICTOR) {
+        /* ĝ = B (A x̃) in double on the dequantized predictor */
+        const int R = S->pred.rank;
+        pa = malloc(sizeof(float) * (size_t)R * E);
+        pb = malloc(sizeof(float) * (size_t)F * R);
+        z = calloc((size_t)R, sizeof(double));
+        sf_type_ref(SF_TYPE_Q8_0)->dequantize(S->pred.a, pa, (int64_t)R * E);
+        sf_type_ref(SF_TYPE_Q8_0)->dequantize(S->pred.b, pb, (int64_t)F * R);
+        for (int k = 0; k < R; k++)
+            for (int e = 0; e < E; e++) z[k] += (double)pa[(size_t)k * E + e] * xn[e];
+    }
     for (int i = 0; i < F; i++) {
-        if (method == SF_SPARSE_CATS) {
+        if (decided) {
             /* the reference's decision, against the engine's (h == 0) */
             double g = 0;
-            for (int j = 0; j < E; j++) g += (double)gate[(size_t)i * E + j] * xn[j];
+            if (z)
+                for (int k = 0; k < S->pred.rank; k++) g += (double)pb[(size_t)i * S->pred.rank + k] * z[k];
+            else
+                for (int j = 0; j < E; j++) g += (double)gate[(size_t)i * E + j] * xn[j];
             const double a = fabs(gate_act_ref(g, m->ffn_act));
             const bool on = c->hb[i] != 0.0f;
-            if (on != (a > hid->threshold)) disagree += fabs(a - hid->threshold) > 1e-4 * hid->threshold ? 100 : 1;
+            /* the engine's predictor reads x̃ and z quantized to 8 bits: its decisions may differ within 2 % of t */
+            const double edge = (z ? 2e-2 : 1e-4) * hid->threshold;
+            if (on != (a > hid->threshold)) disagree += fabs(a - hid->threshold) > edge ? 100 : 1;
             if (!on) h[i] = 0;
             n_hid += on;
         } else {
             n_hid += active(hid, c->hb[i], i);
         }
     }
+    print_message("%d decisions at the threshold's rounding edge\n", disagree);
     assert_true(disagree < 3); /* only at the threshold's rounding edge */
+    free(z);
+    free(pa);
+    free(pb);
     {
         float *hb = malloc(sizeof(float) * F);
         memcpy(hb, c->hb, sizeof(float) * F);
@@ -230,7 +256,7 @@ static void check_ffn_token(const char *type, sf_sparse_method method, int wt_ty
     float *down = dequant_all(S->down_t);
     for (int e = 0; e < E; e++) y[e] = x[e];
     for (int i = 0; i < F; i++) {
-        if (method == SF_SPARSE_CATS ? c->hb[i] == 0.0f : !active(hid, c->hb[i], i)) continue;
+        if (decided ? c->hb[i] == 0.0f : !active(hid, c->hb[i], i)) continue;
         for (int e = 0; e < E; e++) y[e] += (double)c->hb[i] * down[(size_t)i * E + e];
     }
     const double e = nmse(c->x, y, E);
@@ -269,6 +295,82 @@ static void test_ffn_token_teal_q4_0_as_q8_0(void **state) {
     (void)state;
     check_ffn_token("q4_0", SF_SPARSE_TEAL, SF_TYPE_Q8_0, "teal-q40-q8-r.gguf", true);
     check_ffn_token("q4_0", SF_SPARSE_TEAL, SF_TYPE_Q8_0, "teal-q40-q8-c.gguf", false);
+}
+
+static void test_ffn_token_predictor_q4_0(void **state) {
+    (void)state;
+    check_ffn_token("q4_0", SF_SPARSE_PREDICTOR, -1, "pred-q40-r.gguf", true);
+    check_ffn_token("q4_0", SF_SPARSE_PREDICTOR, -1, "pred-q40-c.gguf", false);
+}
+
+/* ---- the predictor's fit */
+
+/* E‖W x - P x‖² / E‖W x‖² over the rows of x[n][E], P = B A (rank R) */
+static double fit_error(const float *w, const float *a, const float *b, const double *x, int n, int E, int F, int R) {
+    double err = 0, ref = 0;
+    double *z = malloc(sizeof(double) * R);
+    for (int t = 0; t < n; t++) {
+        const double *xt = x + (size_t)t * E;
+        for (int k = 0; k < R; k++) {
+            z[k] = 0;
+            for (int e = 0; e < E; e++) z[k] += (double)a[(size_t)k * E + e] * xt[e];
+        }
+        for (int i = 0; i < F; i++) {
+            double g = 0, p = 0;
+            for (int e = 0; e < E; e++) g += (double)w[(size_t)i * E + e] * xt[e];
+            for (int k = 0; k < R; k++) p += (double)b[(size_t)i * R + k] * z[k];
+            err += (g - p) * (g - p);
+            ref += g * g;
+        }
+    }
+    free(z);
+    return err / ref;
+}
+
+/* Full rank reproduces the gate; at lower rank the covariance-weighted fit
+ * beats the plain truncation of W (the same fit on a white covariance), its
+ * kept variance matches 1 - its error, and it grows with the rank. */
+static void test_predictor_fit(void **state) {
+    (void)state;
+    enum { E = 32, F = 48, N = 400 };
+    uint64_t rng = 5;
+    float *w = malloc(sizeof(float) * F * E);
+    double *x = malloc(sizeof(double) * N * E), *cov = calloc(E * E, sizeof(double)), *white = calloc(E * E, sizeof(double));
+    for (int i = 0; i < F * E; i++) w[i] = sf_test_rand_f32(&rng);
+    /* correlated inputs with a few loud channels, as normed hidden states have */
+    for (int t = 0; t < N; t++) {
+        const double common = sf_test_rand_f32(&rng);
+        for (int e = 0; e < E; e++) x[t * E + e] = (e % 7 == 0 ? 6.0 : 1.0) * sf_test_rand_f32(&rng) + common;
+    }
+    for (int t = 0; t < N; t++)
+        for (int i = 0; i < E; i++)
+            for (int j = 0; j < E; j++) cov[i * E + j] += x[t * E + i] * x[t * E + j];
+    for (int i = 0; i < E; i++) white[i * E + i] = 1.0;
+    float *a = malloc(sizeof(float) * E * E), *b = malloc(sizeof(float) * F * E);
+    double explained, ex_white;
+    assert_int_equal(sf_predictor_fit(cov, N, w, E, F, E, a, b, &explained), SF_OK);
+    const double e_full = fit_error(w, a, b, x, N, E, F, E);
+    print_message("full rank: error %.2e, kept %.6f\n", e_full, explained);
+    assert_true(e_full < 1e-10 && fabs(explained - 1.0) < 1e-9);
+    double last = 0;
+    for (int R = 4; R <= 16; R += 4) {
+        assert_int_equal(sf_predictor_fit(cov, N, w, E, F, R, a, b, &explained), SF_OK);
+        const double e = fit_error(w, a, b, x, N, E, F, R);
+        assert_int_equal(sf_predictor_fit(white, 1, w, E, F, R, a, b, &ex_white), SF_OK);
+        const double e_white = fit_error(w, a, b, x, N, E, F, R);
+        print_message("rank %2d: error %.4f (truncated W: %.4f), kept %.4f\n", R, e, e_white, explained);
+        assert_true(e < e_white);
+        assert_true(fabs(explained - (1.0 - e)) < 1e-3);
+        assert_true(explained > last);
+        last = explained;
+    }
+    assert_int_equal(sf_predictor_fit(cov, N, w, E, F, E + 1, a, b, &explained), SF_ERR_ARG);
+    free(w);
+    free(x);
+    free(cov);
+    free(white);
+    free(a);
+    free(b);
 }
 
 /* ---- calibration skips about the asked fraction on its own text */
@@ -354,6 +456,14 @@ static void test_bad_input(void **state) {
     assert_non_null(strstr(sf_last_error(), "outside [0, 1)"));
     p.sparsity = -0.1f;
     assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, none, NULL), SF_ERR_ARG);
+    /* a predictor rank that is no multiple of 32, or above n_embd */
+    p.sparsity = 0.5f;
+    p.method = SF_SPARSE_PREDICTOR;
+    p.rank = 48;
+    assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, none, NULL), SF_ERR_ARG);
+    assert_non_null(strstr(sf_last_error(), "predictor rank 48"));
+    p.rank = m->n_embd + 32;
+    assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, none, NULL), SF_ERR_ARG);
     assert_int_not_equal(access(none, F_OK), 0);
     sf_sparse_method meth;
     assert_int_equal(sf_sparse_method_parse("dejavu", &meth), SF_ERR_ARG);
@@ -371,6 +481,8 @@ int main(void) {
         cmocka_unit_test(test_ffn_token_cats_q8_0),
         cmocka_unit_test(test_ffn_token_wina_q4_k),
         cmocka_unit_test(test_ffn_token_teal_q4_0_as_q8_0),
+        cmocka_unit_test(test_ffn_token_predictor_q4_0),
+        cmocka_unit_test(test_predictor_fit),
         cmocka_unit_test(test_calibrated_density),
         cmocka_unit_test(test_batch_policy_matches_decode),
         cmocka_unit_test(test_bad_input),

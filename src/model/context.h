@@ -72,6 +72,7 @@ struct sf_context {
     float *sp_part;       /* [n_threads][2][sp_stride] per-thread partial products (row split) */
     bool sp_split_rows;   /* threads split the active rows (partials summed) instead of the columns */
     bool *sp_not_dense;   /* [B] token does not join the dense FFN batch of this layer (skips it, or runs sparse) */
+    void *sp_pscratch, *sp_zq; /* predictor: sf_predictor_project's scratch and its z = A x̃ (Q8_0) */
     sf_sparse_stats sp_stats;
 
     float *logits;   /* [B][n_vocab] */

@@ -11,7 +11,9 @@
  * output columns, which needs no sum but halves every read: SF_SPARSE_SPLIT=
  * cols keeps that variant for measurement). Each thread finds the active
  * channels itself (a pass over n values, cheaper than a barrier). CATS keeps the gate dense
- * and computes the up rows of the active neurons only. A site the side-car
+ * and computes the up rows of the active neurons only; the predictor
+ * (sparse/predictor.h) estimates the gate from z = A x̃ and computes gate and
+ * up rows of the neurons it predicts active only. A site the side-car
  * leaves dense in this layer runs the dense kernels. */
 #include <math.h>
 #include <string.h>
@@ -95,6 +97,64 @@ static void partial_sum(sf_context *c, int nth, int slot, float *out, int64_t n,
     }
 }
 
+/* Row i of a dense matrix dotted with the token's quantized x̃. */
+typedef struct {
+    sf_vec_dot_fn dot;
+    const uint8_t *data;
+    size_t row_bytes;
+    const void *act;
+} row_dot;
+
+static row_dot row_dot_of(sf_context *c, const sf_gguf_tensor *w) {
+    const sf_matrix m = sf_fw_matrix_of(w);
+    const int kind = sf_fw_weight_kind(w);
+    return (row_dot){sf_matmul_gemv_dot(&m), m.data, sf_type_row_bytes(m.type, m.n_in), c->act.buf[kind]};
+}
+
+static float dot_row(const row_dot *d, int64_t n, int64_t i) { return d->dot(n, d->data + (size_t)i * d->row_bytes, d->act); }
+
+/* CATS, rows [r0, r1): the gate dense; up only where |act(gate)| > t (an
+ * inactive neuron's h is exactly 0). */
+static void hidden_cats(sparse_job *j, int64_t r0, int64_t r1) {
+    sf_context *c = j->c;
+    const sf_layer *L = j->L;
+    const int E = c->model->n_embd;
+    const sf_matrix gate = sf_fw_matrix_of(L->ffn_gate);
+    const int kg = sf_fw_weight_kind(L->ffn_gate);
+    sf_matmul_rows(&gate, c->act.buf[kg], c->act.stride[kg], 1, c->hb, L->n_ff, false, r0, r1);
+    const row_dot up = row_dot_of(c, L->ffn_up);
+    const float t = j->S->site[SF_SITE_FFN_HIDDEN].threshold;
+    int64_t n_up = 0;
+    for (int64_t i = r0; i < r1; i++) {
+        const bool on = fabsf(sf_gate_act(c->hb[i], c->model->ffn_act)) > t;
+        c->hb2[i] = on ? dot_row(&up, E, i) : 0.0f;
+        n_up += on;
+    }
+    /* up rows read, and the dense gate's (same shape) */
+    __atomic_add_fetch(&c->sp_stats.bytes, (n_up + r1 - r0) * (int64_t)up.row_bytes, __ATOMIC_RELAXED);
+}
+
+/* The predictor, rows [r0, r1): neuron i runs where |act(ĝ_i)| > t; its gate
+ * and up rows are then read, the others not (h exactly 0). y: [r1 - r0]. */
+static void hidden_predicted(sparse_job *j, int64_t r0, int64_t r1, float *y) {
+    sf_context *c = j->c;
+    const sf_layer *L = j->L;
+    const int E = c->model->n_embd;
+    sf_predictor_scores(&j->S->pred, c->sp_zq, r0, r1, y);
+    const row_dot gate = row_dot_of(c, L->ffn_gate), up = row_dot_of(c, L->ffn_up);
+    const float t = j->S->site[SF_SITE_FFN_HIDDEN].threshold;
+    int64_t n_on = 0;
+    for (int64_t i = r0; i < r1; i++) {
+        const bool on = fabsf(sf_gate_act(y[i - r0], c->model->ffn_act)) > t;
+        c->hb[i] = on ? dot_row(&gate, E, i) : 0.0f;
+        c->hb2[i] = on ? dot_row(&up, E, i) : 0.0f;
+        n_on += on;
+    }
+    const int64_t pred_bytes = (int64_t)sf_type_row_bytes(SF_TYPE_Q8_0, j->S->pred.rank) * (r1 - r0);
+    __atomic_add_fetch(&c->sp_stats.bytes, n_on * (int64_t)(gate.row_bytes + up.row_bytes) + pred_bytes,
+                       __ATOMIC_RELAXED);
+}
+
 /* hb = h for this token: gate and up, dense or over active channels. */
 static void region_hidden(void *arg, int ith, int nth) {
     sparse_job *j = arg;
@@ -131,23 +191,12 @@ static void region_hidden(void *arg, int ith, int nth) {
     int64_t r0, r1;
     sf_split_range(F, ith, nth, 8, &r0, &r1);
     if (r0 >= r1) return;
-    const sf_matrix gate = sf_fw_matrix_of(L->ffn_gate), up = sf_fw_matrix_of(L->ffn_up);
-    const int kg = sf_fw_weight_kind(L->ffn_gate), ku = sf_fw_weight_kind(L->ffn_up);
-    sf_matmul_rows(&gate, c->act.buf[kg], c->act.stride[kg], 1, c->hb, F, false, r0, r1);
-    if (j->method == SF_SPARSE_CATS && S->site[SF_SITE_FFN_HIDDEN].on) {
-        /* up only where |act(gate)| > t; an inactive neuron's h is exactly 0 */
-        const sf_vec_dot_fn dot = sf_matmul_gemv_dot(&up);
-        const size_t row_bytes = sf_type_row_bytes(up.type, up.n_in);
-        const float t = S->site[SF_SITE_FFN_HIDDEN].threshold;
-        int64_t n_up = 0;
-        for (int64_t i = r0; i < r1; i++) {
-            const bool on = fabsf(sf_gate_act(c->hb[i], c->model->ffn_act)) > t;
-            c->hb2[i] = on ? dot(E, (const uint8_t *)up.data + (size_t)i * row_bytes, c->act.buf[ku]) : 0.0f;
-            n_up += on;
-        }
-        __atomic_add_fetch(&c->sp_stats.bytes, n_up * (int64_t)row_bytes + (r1 - r0) * (int64_t)row_bytes,
-                           __ATOMIC_RELAXED); /* up rows read, and the dense gate's (same shape) */
-    } else {
+    if (S->site[SF_SITE_FFN_HIDDEN].on && j->method == SF_SPARSE_CATS) hidden_cats(j, r0, r1);
+    else if (S->site[SF_SITE_FFN_HIDDEN].on && j->method == SF_SPARSE_PREDICTOR) hidden_predicted(j, r0, r1, s);
+    else {
+        const sf_matrix gate = sf_fw_matrix_of(L->ffn_gate), up = sf_fw_matrix_of(L->ffn_up);
+        const int kg = sf_fw_weight_kind(L->ffn_gate), ku = sf_fw_weight_kind(L->ffn_up);
+        sf_matmul_rows(&gate, c->act.buf[kg], c->act.stride[kg], 1, c->hb, F, false, r0, r1);
         sf_matmul_rows(&up, c->act.buf[ku], c->act.stride[ku], 1, c->hb2, F, false, r0, r1);
         if (ith == 0) __atomic_add_fetch(&c->sp_stats.bytes, (int64_t)(L->ffn_gate->nbytes + L->ffn_up->nbytes),
                                          __ATOMIC_RELAXED);
@@ -160,9 +209,10 @@ static void region_down(void *arg, int ith, int nth) {
     sparse_job *j = arg;
     sf_context *c = j->c;
     const sf_sparse_layer *S = j->S;
-    /* CATS decided in region_hidden: its inactive neurons are exact zeros */
+    /* CATS and the predictor decided in region_hidden: their inactive neurons are exact zeros */
     static const sf_sparse_rule nonzero = {.on = true, .threshold = 0.0f};
-    const sf_sparse_rule *r = j->method == SF_SPARSE_CATS ? &nonzero : &S->site[SF_SITE_FFN_HIDDEN];
+    const bool decided = j->method == SF_SPARSE_CATS || j->method == SF_SPARSE_PREDICTOR;
+    const sf_sparse_rule *r = decided ? &nonzero : &S->site[SF_SITE_FFN_HIDDEN];
     const void **rows = c->sp_rows + (size_t)ith * c->sp_stride;
     float *s = c->sp_scale + (size_t)ith * c->sp_stride;
     const int k = c->sp_split_rows
@@ -183,6 +233,11 @@ void sf_sparse_ffn_token(sf_context *c, const sf_layer *L, int il) {
     const bool in = S->site[SF_SITE_FFN_IN].on, hidden = S->site[SF_SITE_FFN_HIDDEN].on;
     /* x̃ = norm(x); the dense gate/up read it quantized, the sparse ones as floats */
     sf_fw_norm_quantize(c, 1, L->ffn_norm, in ? 0u : sf_fw_kinds_for(L->ffn_gate, L->ffn_up, NULL));
+    if (hidden && c->sparse->method == SF_SPARSE_PREDICTOR) {
+        /* z = A x̃, a few hundred values: once, on this thread */
+        sf_predictor_project(&S->pred, c->xn, c->sp_pscratch, c->sp_zq);
+        c->sp_stats.bytes += (int64_t)sf_type_row_bytes(SF_TYPE_Q8_0, E) * S->pred.rank;
+    }
     sparse_job j = {.c = c, .L = L, .S = S, .method = c->sparse->method, .o = o, .accumulate = o == c->x};
     sf_fw_run_region(c, region_hidden, &j);
     const int nth = c->serial ? 1 : c->n_threads;

@@ -15,7 +15,10 @@ void sf_sparse_detach(sf_context *c) {
     free(c->sp_scale);
     free(c->sp_not_dense);
     free(c->sp_part);
+    free(c->sp_pscratch);
+    free(c->sp_zq);
     c->sp_part = NULL;
+    c->sp_pscratch = c->sp_zq = NULL;
     c->sparse = NULL;
     c->sp_rows = NULL;
     c->sp_scale = NULL;
@@ -32,7 +35,12 @@ int sf_context_use_sparse(sf_context *c, const char *path) {
     float *scale = malloc(sizeof(float) * stride * (size_t)c->n_threads);
     bool *dense = malloc(sizeof(bool) * (size_t)c->n_batch);
     float *part = malloc(sizeof(float) * 2 * stride * (size_t)c->n_threads);
-    if (!rows || !scale || !dense || !part) {
+    const int rank = s->rank ? s->rank : 32;
+    void *pscratch = malloc(sf_predictor_scratch_bytes(c->model->n_embd, rank));
+    void *zq = malloc(sf_predictor_zq_bytes(rank));
+    if (!rows || !scale || !dense || !part || !pscratch || !zq) {
+        free(pscratch);
+        free(zq);
         free(part);
         free(rows);
         free(scale);
@@ -46,6 +54,8 @@ int sf_context_use_sparse(sf_context *c, const char *path) {
     c->sp_scale = scale;
     c->sp_not_dense = dense;
     c->sp_part = part;
+    c->sp_pscratch = pscratch;
+    c->sp_zq = zq;
     const char *split = getenv("SF_SPARSE_SPLIT");
     /* measured faster on 1B Q4_0 and Q8_0 (docs/sparsity.md): whole rows per thread */
     c->sp_split_rows = !(split && strcmp(split, "cols") == 0);

@@ -11,7 +11,7 @@
 
 const char *const sf_sparse_site_names[SF_SITES] = {"ffn_in", "ffn_hidden"};
 
-static const char *const g_method_names[SF_SPARSE_METHODS] = {"teal", "cats", "wina"};
+static const char *const g_method_names[SF_SPARSE_METHODS] = {"teal", "cats", "wina", "predictor"};
 
 const char *sf_sparse_method_name(sf_sparse_method m) {
     return m >= 0 && m < SF_SPARSE_METHODS ? g_method_names[m] : "unknown";
@@ -23,7 +23,7 @@ int sf_sparse_method_parse(const char *name, sf_sparse_method *out) {
             *out = (sf_sparse_method)i;
             return SF_OK;
         }
-    return sf_fail(SF_ERR_ARG, "unknown sparsity method '%s' (teal, cats, wina)", name ? name : "");
+    return sf_fail(SF_ERR_ARG, "unknown sparsity method '%s' (teal, cats, wina, predictor)", name ? name : "");
 }
 
 int sf_sparse_type_parse(const char *name) {
@@ -134,6 +134,14 @@ static int bind(sf_sparse *s, const char *path, const sf_model *m) {
     if (sf_sparse_method_parse(mname, &s->method) != SF_OK)
         return sf_fail(SF_ERR_FORMAT, "%s: unknown sparsity method '%.*s'", path, (int)method.len, method.ptr);
     if (sf_gguf_get_f32(g, "sparsefuse.sparsity.target", &s->target) != SF_OK) s->target = NAN;
+    if (s->method == SF_SPARSE_PREDICTOR) {
+        uint32_t rank;
+        rc = need_u32(g, path, "sparsefuse.sparsity.predictor.rank", &rank);
+        if (!rc && (rank < 32 || rank % 32 != 0 || rank > n_embd))
+            rc = sf_fail(SF_ERR_FORMAT, "%s: predictor rank %u is not a multiple of 32 in [32, n_embd]", path, rank);
+        if (rc) return rc;
+        s->rank = (int)rank;
+    }
 
     s->n_layer = m->n_layer;
     s->layers = calloc((size_t)m->n_layer, sizeof *s->layers);
@@ -164,8 +172,9 @@ static int bind(sf_sparse *s, const char *path, const sf_model *m) {
         if (any && (L->ffn != SF_FFN_DENSE || L->group_first != L->group_last))
             return sf_fail(SF_ERR_UNSUPPORTED, "%s: layer %d is sparse but has no FFN of its own in this model", path,
                            l);
-        if (s->method == SF_SPARSE_CATS && S->site[SF_SITE_FFN_IN].on)
-            return sf_fail(SF_ERR_FORMAT, "%s: layer %d: cats has no ffn_in site", path, l);
+        if ((s->method == SF_SPARSE_CATS || s->method == SF_SPARSE_PREDICTOR) && S->site[SF_SITE_FFN_IN].on)
+            return sf_fail(SF_ERR_FORMAT, "%s: layer %d: %s has no ffn_in site", path, l,
+                           sf_sparse_method_name(s->method));
         if (S->site[SF_SITE_FFN_IN].on) {
             snprintf(key, sizeof key, "blk.%d.ffn_gate_t", l);
             rc = need_tensor(g, path, key, L->n_ff, m->n_embd, false, &S->gate_t);
@@ -178,6 +187,16 @@ static int bind(sf_sparse *s, const char *path, const sf_model *m) {
         if (!rc && S->site[SF_SITE_FFN_HIDDEN].on) {
             snprintf(key, sizeof key, "blk.%d.ffn_down_t", l);
             rc = need_tensor(g, path, key, m->n_embd, L->n_ff, false, &S->down_t);
+        }
+        if (!rc && s->method == SF_SPARSE_PREDICTOR && S->site[SF_SITE_FFN_HIDDEN].on) {
+            const sf_gguf_tensor *a, *b;
+            snprintf(key, sizeof key, "blk.%d.ffn_pred_a", l);
+            rc = need_tensor(g, path, key, m->n_embd, s->rank, false, &a);
+            snprintf(key, sizeof key, "blk.%d.ffn_pred_b", l);
+            if (!rc) rc = need_tensor(g, path, key, s->rank, L->n_ff, false, &b);
+            if (!rc && (a->type != SF_TYPE_Q8_0 || b->type != SF_TYPE_Q8_0))
+                rc = sf_fail(SF_ERR_FORMAT, "%s: layer %d: the predictor's matrices are not Q8_0", path, l);
+            if (!rc) S->pred = (sf_predictor){a->data, b->data, s->rank, m->n_embd, L->n_ff};
         }
         if (!rc && s->method == SF_SPARSE_WINA) {
             const sf_gguf_tensor *t;

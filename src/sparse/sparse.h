@@ -3,7 +3,7 @@
  *
  * Side-car GGUF (general.architecture = "sparsefuse-sparsity"):
  *   sparsefuse.sparsity.version       u32   1
- *   sparsefuse.sparsity.method        str   teal | cats | wina
+ *   sparsefuse.sparsity.method        str   teal | cats | wina | predictor
  *   sparsefuse.sparsity.target        f32   the level asked for
  *   sparsefuse.sparsity.base.name     str   general.name of the base model
  *   sparsefuse.sparsity.base.fingerprint u64 sf_sparse_fingerprint of the base
@@ -15,7 +15,11 @@
  * Tensors per layer N whose site is sparse:
  *   blk.N.ffn_gate_t, blk.N.ffn_up_t  {n_ff, n_embd}: row j = column j of gate/up (ffn_in, TEAL/WINA)
  *   blk.N.ffn_down_t                  {n_embd, n_ff}: row i = column i of down (ffn_hidden)
- *   blk.N.ffn_in_scale  f32[n_embd], blk.N.ffn_hidden_scale f32[n_ff]: WINA's column norms */
+ *   blk.N.ffn_in_scale  f32[n_embd], blk.N.ffn_hidden_scale f32[n_ff]: WINA's column norms
+ * predictor (sparse/predictor.h; its ffn_hidden rule is on |act(ĝ_i)|):
+ *   sparsefuse.sparsity.predictor.rank  u32
+ *   sparsefuse.sparsity.predictor.{explained,recall}  f32[n_layer] (as sf_sparsify_result)
+ *   blk.N.ffn_pred_a  Q8_0 {n_embd, rank}, blk.N.ffn_pred_b  Q8_0 {rank, n_ff} */
 #ifndef SF_SPARSE_SPARSE_H
 #define SF_SPARSE_SPARSE_H
 
@@ -24,6 +28,7 @@
 
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "sparse/predictor.h"
 #include "sparsefuse_sparsity.h"
 
 #define SF_SPARSE_ARCH "sparsefuse-sparsity"
@@ -44,14 +49,16 @@ typedef struct {
     sf_sparse_rule site[SF_SITES];
     /* ffn_in: transposed gate and up, n_embd rows of n_ff values */
     const sf_gguf_tensor *gate_t, *up_t;
-    /* ffn_hidden: transposed down, n_ff rows of n_embd values (TEAL, WINA, CATS) */
+    /* ffn_hidden: transposed down, n_ff rows of n_embd values (every method) */
     const sf_gguf_tensor *down_t;
+    sf_predictor pred; /* predictor: its matrices (a, b NULL otherwise) */
 } sf_sparse_layer;
 
 typedef struct sf_sparse {
     sf_gguf *g;
     sf_sparse_method method;
     float target;
+    int rank; /* predictor's, else 0 */
     int n_layer;
     sf_sparse_layer *layers; /* [n_layer] */
 } sf_sparse;

@@ -6,8 +6,12 @@
  *  2. calibration: the dense model runs over the calibration chunks; a
  *     reservoir of the channel scores of each (layer, site) is kept
  *     (|x_j| for TEAL, |x_j|·‖W[:,j]‖ for WINA, |act(g_i)| for CATS);
+ *     the predictor takes three passes: the input covariance (then the fit,
+ *     predictor.h), the scores |act(ĝ_i)| of the quantized predictor, and
+ *     its recall against CATS's choice at the same level;
  *  3. thresholds: per (layer, site) the s-quantile of its scores, so a
  *     fraction s of the channels falls at or below it; then the GGUF. */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +26,7 @@
 
 sf_sparsify_params sf_sparsify_default_params(void) {
     sf_sparsify_params p = {.method = SF_SPARSE_TEAL, .sparsity = 0.5f, .n_ctx = 512, .n_tokens = 8192,
-                            .n_threads = 0, .wt_type = -1};
+                            .n_threads = 0, .wt_type = -1, .rank = 64};
     return p;
 }
 
@@ -59,6 +63,8 @@ typedef struct {
 typedef struct {
     owned_tensor gate_t, up_t, down_t;
     float *in_scale, *hidden_scale; /* WINA: [n_embd], [n_ff] */
+    owned_tensor pred_a, pred_b;    /* predictor: Q8_0 {n_embd, rank}, {rank, n_ff} */
+    float explained, recall, mass;  /* predictor, on the calibration text */
 } layer_out;
 
 typedef struct {
@@ -115,7 +121,7 @@ static float *sqrt_norms(const double *sq, int64_t n) {
 
 static int build_layer(const sf_layer *L, const sf_sparsify_params *p, int64_t n_embd, layer_out *o,
                        requant_err *e) {
-    const bool in = p->method != SF_SPARSE_CATS, wina = p->method == SF_SPARSE_WINA;
+    const bool in = p->method == SF_SPARSE_TEAL || p->method == SF_SPARSE_WINA, wina = p->method == SF_SPARSE_WINA;
     const int64_t F = L->n_ff;
     double *sq_in = wina ? calloc((size_t)n_embd, sizeof(double)) : NULL;
     double *sq_h = wina ? calloc((size_t)F, sizeof(double)) : NULL;
@@ -155,12 +161,27 @@ typedef struct {
 } reservoir;
 
 typedef struct {
+    int64_t truth, hit;   /* CATS's active neurons, and those of them predicted */
+    double mass, hit_mass; /* Σ|h_i| over all neurons, and over the predicted ones */
+} recall_count;
+
+typedef struct {
     const sf_model *m;
     sf_sparse_method method;
     const layer_out *lo;
     reservoir *res; /* [n_layer][SF_SITES] */
     uint64_t rng;
     float *scratch; /* [n_ff_max] */
+    /* predictor */
+    int pass;                 /* 0: covariance, 1: scores, 2: recall */
+    double **cov;             /* [n_layer][n_embd²] Σ x̃ x̃ᵀ, upper triangle */
+    double *xd;               /* [n_ctx][n_embd] a batch's x̃ in double */
+    reservoir *truth;         /* [n_layer] CATS's scores |act(g_i)| */
+    const float *t_pred;      /* [n_layer] thresholds on |act(ĝ_i)| (pass 2) */
+    float *t_truth;           /* [n_layer] CATS's at the same level */
+    recall_count *rc;         /* [n_layer] */
+    void *p_scratch, *p_zq;   /* sf_predictor_project's */
+    float *y;                 /* [n_ff_max] ĝ */
 } calib;
 
 static uint64_t next_rand(uint64_t *s) {
@@ -204,11 +225,54 @@ static void keep(calib *k, reservoir *r, const float *v, int64_t n) {
     }
 }
 
+static sf_predictor predictor_of(const layer_out *lo, const sf_model *m, int layer, int rank) {
+    return (sf_predictor){lo->pred_a.data, lo->pred_b.data, rank, m->n_embd, m->layers[layer].n_ff};
+}
+
+/* the predictor's passes over one batch */
+static void on_ffn_predictor(calib *k, int layer, int T, const float *xn, const float *g, const float *h, int n_ff) {
+    const int E = k->m->n_embd;
+    const sf_ffn_act act = k->m->ffn_act;
+    float *s = k->scratch;
+    if (k->pass == 0) {
+        for (int64_t i = 0; i < (int64_t)T * E; i++) k->xd[i] = xn[i];
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, E, T, 1.0, k->xd, E, 1.0, k->cov[layer], E);
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i < n_ff; i++) s[i] = fabsf(sf_gate_act(g[(size_t)t * n_ff + i], act));
+            keep(k, &k->truth[layer], s, n_ff);
+        }
+        return;
+    }
+    const sf_predictor P = predictor_of(&k->lo[layer], k->m, layer, k->lo[layer].pred_a.ne1);
+    for (int t = 0; t < T; t++) {
+        sf_predictor_project(&P, xn + (size_t)t * E, k->p_scratch, k->p_zq);
+        sf_predictor_scores(&P, k->p_zq, 0, n_ff, k->y);
+        for (int i = 0; i < n_ff; i++) s[i] = fabsf(sf_gate_act(k->y[i], act));
+        if (k->pass == 1) {
+            keep(k, &k->res[(size_t)layer * SF_SITES + SF_SITE_FFN_HIDDEN], s, n_ff);
+            continue;
+        }
+        recall_count *r = &k->rc[layer];
+        const float *gg = g + (size_t)t * n_ff, *hh = h + (size_t)t * n_ff;
+        for (int i = 0; i < n_ff; i++) {
+            const bool pred = s[i] > k->t_pred[layer], truth = fabsf(sf_gate_act(gg[i], act)) > k->t_truth[layer];
+            r->truth += truth;
+            r->hit += truth && pred;
+            r->mass += fabsf(hh[i]);
+            if (pred) r->hit_mass += fabsf(hh[i]);
+        }
+    }
+}
+
 /* run-plan hook: the scores of this batch's FFN channels */
 static void on_ffn(void *user, int layer, const int *row_token, int T, const float *xn, const float *g,
                    const float *h, int n_ff) {
     (void)row_token;
     calib *k = user;
+    if (k->method == SF_SPARSE_PREDICTOR) {
+        on_ffn_predictor(k, layer, T, xn, g, h, n_ff);
+        return;
+    }
     const int E = k->m->n_embd;
     const layer_out *lo = &k->lo[layer];
     reservoir *r = &k->res[(size_t)layer * SF_SITES];
@@ -249,8 +313,117 @@ static void quantile(reservoir *r, float s, float *threshold, float *level) {
     *level = (float)((double)below / (double)n);
 }
 
+/* The dense model over the calibration chunks once, the hook in plan seeing
+ * every FFN; progress counts passes of n_chunks. */
+typedef struct {
+    sf_model *m;
+    sf_context *c;
+    const int32_t *tokens;
+    int64_t n_chunks;
+    int n_ctx, per_chunk;
+    bool bos;
+    int32_t *buf; /* [n_ctx] */
+    const sf_sparsify_params *p;
+    int n_pass;
+} chunk_run;
+
+static int run_pass(chunk_run *r, const sf_run_plan *plan, int pass) {
+    int rc = SF_OK;
+    for (int64_t ch = 0; !rc && ch < r->n_chunks; ch++) {
+        int n = 0;
+        if (r->bos) r->buf[n++] = sf_token_bos(r->m);
+        memcpy(r->buf + n, r->tokens + ch * r->per_chunk, sizeof(int32_t) * (size_t)r->per_chunk);
+        rc = sf_forward(r->c, r->buf, r->n_ctx, r->n_ctx, plan);
+        if (r->p->progress) r->p->progress("calibrate", pass * r->n_chunks + ch + 1, r->n_pass * r->n_chunks, r->p->user);
+    }
+    return rc;
+}
+
+/* Q8_0 copy of rows x cols floats */
+static int own_q8_0(const float *v, int64_t rows, int64_t cols, owned_tensor *t) {
+    const size_t rb = sf_type_row_bytes(SF_TYPE_Q8_0, cols);
+    t->data = malloc(rb * (size_t)rows);
+    if (!t->data) return sf_fail(SF_ERR_NOMEM, "out of memory");
+    t->nbytes = rb * (size_t)rows;
+    t->type = SF_TYPE_Q8_0;
+    t->ne0 = cols;
+    t->ne1 = rows;
+    for (int64_t r = 0; r < rows; r++) sf_type_ref(SF_TYPE_Q8_0)->quantize(v + r * cols, (uint8_t *)t->data + r * rb, cols);
+    return SF_OK;
+}
+
+/* The predictor of every layer from its pass-0 covariance. */
+static int fit_predictors(const sf_model *m, calib *k, layer_out *lo, int64_t n_tok, int rank,
+                          const sf_sparsify_params *p) {
+    const int64_t E = m->n_embd;
+    int rc = SF_OK;
+    for (int l = 0; !rc && l < m->n_layer; l++) {
+        const sf_layer *L = &m->layers[l];
+        const int64_t F = L->n_ff;
+        float *w = malloc(sizeof(float) * (size_t)(F * E));
+        float *a = malloc(sizeof(float) * (size_t)(rank * E)), *b = malloc(sizeof(float) * (size_t)(F * rank));
+        if (!w || !a || !b) rc = sf_fail(SF_ERR_NOMEM, "out of memory fitting the predictor");
+        double explained = 0;
+        if (!rc) {
+            sf_type_ref(L->ffn_gate->type)->dequantize(L->ffn_gate->data, w, F * E);
+            rc = sf_predictor_fit(k->cov[l], n_tok, w, E, F, rank, a, b, &explained);
+        }
+        if (!rc) rc = own_q8_0(a, rank, E, &lo[l].pred_a);
+        if (!rc) rc = own_q8_0(b, F, rank, &lo[l].pred_b);
+        lo[l].explained = (float)explained;
+        free(w);
+        free(a);
+        free(b);
+        if (p->progress) p->progress("fit", l + 1, m->n_layer, p->user);
+    }
+    return rc;
+}
+
+static void free_calib(calib *k, int n_layer) {
+    const size_t n_res = (size_t)n_layer * SF_SITES;
+    if (k->res)
+        for (size_t i = 0; i < n_res; i++) free(k->res[i].v);
+    if (k->truth)
+        for (int l = 0; l < n_layer; l++) free(k->truth[l].v);
+    if (k->cov)
+        for (int l = 0; l < n_layer; l++) free(k->cov[l]);
+    free(k->res);
+    free(k->truth);
+    free(k->cov);
+    free(k->xd);
+    free(k->t_truth);
+    free(k->rc);
+    free(k->p_scratch);
+    free(k->p_zq);
+    free(k->y);
+    free(k->scratch);
+}
+
+/* the predictor's buffers (calib) */
+static int alloc_predictor(calib *k, const sf_model *m, int n_ctx, int rank) {
+    const int64_t E = m->n_embd;
+    k->truth = calloc((size_t)m->n_layer, sizeof *k->truth);
+    k->cov = calloc((size_t)m->n_layer, sizeof *k->cov);
+    k->xd = malloc(sizeof(double) * (size_t)n_ctx * (size_t)E);
+    k->t_truth = calloc((size_t)m->n_layer, sizeof(float));
+    k->rc = calloc((size_t)m->n_layer, sizeof *k->rc);
+    k->p_scratch = malloc(sf_predictor_scratch_bytes(E, rank));
+    k->p_zq = malloc(sf_predictor_zq_bytes(rank));
+    k->y = malloc(sizeof(float) * (size_t)m->n_ff_max);
+    if (!k->truth || !k->cov || !k->xd || !k->t_truth || !k->rc || !k->p_scratch || !k->p_zq || !k->y)
+        return sf_fail(SF_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < m->n_layer; l++) {
+        k->truth[l].v = malloc(sizeof(float) * RESERVOIR);
+        k->cov[l] = calloc((size_t)(E * E), sizeof(double));
+        if (!k->truth[l].v || !k->cov[l])
+            return sf_fail(SF_ERR_NOMEM, "out of memory for the %lld x %lld input covariances", (long long)E,
+                           (long long)E);
+    }
+    return SF_OK;
+}
+
 static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sparsify_params *p,
-                     const layer_out *lo, float *thr, float *lvl, int64_t *n_used) {
+                     layer_out *lo, float *thr, float *lvl, int64_t *n_used) {
     const int n_ctx = p->n_ctx;
     const bool bos = sf_model_add_bos(m) && sf_token_bos(m) >= 0;
     const int per_chunk = bos ? n_ctx - 1 : n_ctx;
@@ -258,6 +431,7 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
     if (n_chunks < 1)
         return sf_fail(SF_ERR_ARG, "sparsify: %lld calibration tokens are fewer than one chunk of %d",
                        (long long)n_avail, n_ctx);
+    const bool pred = p->method == SF_SPARSE_PREDICTOR;
     calib k = {.m = m, .method = p->method, .lo = lo, .rng = 0x9e3779b97f4a7c15ull};
     const size_t n_res = (size_t)m->n_layer * SF_SITES;
     k.res = calloc(n_res, sizeof *k.res);
@@ -266,32 +440,45 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
     int rc = k.res && k.scratch && buf ? SF_OK : sf_fail(SF_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < n_res; i++)
         if (!(k.res[i].v = malloc(sizeof(float) * RESERVOIR))) rc = sf_fail(SF_ERR_NOMEM, "out of memory");
+    if (!rc && pred) rc = alloc_predictor(&k, m, n_ctx, p->rank);
     sf_context_params cp = sf_context_default_params();
     cp.n_ctx = cp.n_batch = n_ctx;
     cp.n_threads = p->n_threads;
     sf_context *c = rc ? NULL : sf_context_new(m, &cp);
     if (!rc && !c) rc = SF_ERR_NOMEM;
+    chunk_run run = {m, c, tokens, n_chunks, n_ctx, per_chunk, bos, buf, p, pred ? 3 : 1};
     const sf_run_plan plan = {.on_ffn = on_ffn, .user = &k};
-    for (int64_t ch = 0; !rc && ch < n_chunks; ch++) {
-        int n = 0;
-        if (bos) buf[n++] = sf_token_bos(m);
-        memcpy(buf + n, tokens + ch * per_chunk, sizeof(int32_t) * (size_t)per_chunk);
-        rc = sf_forward(c, buf, n_ctx, n_ctx, &plan);
-        if (p->progress) p->progress("calibrate", ch + 1, n_chunks, p->user);
-    }
     *n_used = n_chunks * n_ctx;
+    if (!rc) rc = run_pass(&run, &plan, 0);
+    if (!rc && pred) {
+        /* fit, then the quantized predictor's scores set its thresholds, then its recall */
+        rc = fit_predictors(m, &k, lo, *n_used, p->rank, p);
+        k.pass = 1;
+        if (!rc) rc = run_pass(&run, &plan, 1);
+        for (int l = 0; !rc && l < m->n_layer; l++) {
+            float level;
+            quantile(&k.truth[l], p->sparsity, &k.t_truth[l], &level);
+        }
+        k.t_pred = thr + SF_SITE_FFN_HIDDEN * m->n_layer;
+    }
     for (int l = 0; !rc && l < m->n_layer; l++)
         for (int s = 0; s < SF_SITES; s++) {
-            const bool used = !(p->method == SF_SPARSE_CATS && s == SF_SITE_FFN_IN);
+            const bool used = s == SF_SITE_FFN_HIDDEN || p->method == SF_SPARSE_TEAL || p->method == SF_SPARSE_WINA;
             float *t = &thr[s * m->n_layer + l], *v = &lvl[s * m->n_layer + l];
             if (used) quantile(&k.res[(size_t)l * SF_SITES + s], p->sparsity, t, v);
             else *t = *v = 0.0f;
         }
+    if (!rc && pred) {
+        k.pass = 2;
+        rc = run_pass(&run, &plan, 2);
+        for (int l = 0; !rc && l < m->n_layer; l++) {
+            const recall_count *r = &k.rc[l];
+            lo[l].recall = r->truth ? (float)((double)r->hit / (double)r->truth) : 1.0f;
+            lo[l].mass = r->mass > 0 ? (float)(r->hit_mass / r->mass) : 1.0f;
+        }
+    }
     sf_context_free(c);
-    if (k.res)
-        for (size_t i = 0; i < n_res; i++) free(k.res[i].v);
-    free(k.res);
-    free(k.scratch);
+    free_calib(&k, m->n_layer);
     free(buf);
     return rc;
 }
@@ -317,6 +504,20 @@ static int write_sidecar(const sf_model *m, const sf_sparsify_params *p, const l
     if (!rc) rc = sf_gguf_writer_set_u32(w, "sparsefuse.sparsity.base.n_layer", (uint32_t)m->n_layer);
     if (!rc) rc = sf_gguf_writer_set_u32(w, "sparsefuse.sparsity.base.n_embd", (uint32_t)m->n_embd);
     char key[160];
+    if (!rc && p->method == SF_SPARSE_PREDICTOR) {
+        float *ex = malloc(sizeof(float) * 2 * (size_t)m->n_layer);
+        if (!ex) rc = sf_fail(SF_ERR_NOMEM, "out of memory");
+        for (int l = 0; !rc && l < m->n_layer; l++) {
+            ex[l] = lo[l].explained;
+            ex[m->n_layer + l] = lo[l].recall;
+        }
+        if (!rc) rc = sf_gguf_writer_set_u32(w, "sparsefuse.sparsity.predictor.rank", (uint32_t)p->rank);
+        if (!rc) rc = sf_gguf_writer_set_arr(w, "sparsefuse.sparsity.predictor.explained", SF_GGUF_F32, ex, (uint64_t)m->n_layer);
+        if (!rc)
+            rc = sf_gguf_writer_set_arr(w, "sparsefuse.sparsity.predictor.recall", SF_GGUF_F32, ex + m->n_layer,
+                                        (uint64_t)m->n_layer);
+        free(ex);
+    }
     for (int s = 0; !rc && s < SF_SITES; s++) {
         snprintf(key, sizeof key, "sparsefuse.sparsity.%s.threshold", sf_sparse_site_names[s]);
         rc = sf_gguf_writer_set_arr(w, key, SF_GGUF_F32, thr + s * m->n_layer, (uint64_t)m->n_layer);
@@ -335,6 +536,12 @@ static int write_sidecar(const sf_model *m, const sf_sparsify_params *p, const l
         if (!rc && hid) {
             snprintf(key, sizeof key, "blk.%d.ffn_down_t", l);
             rc = add_owned(w, key, &lo[l].down_t, bytes);
+        }
+        if (!rc && hid && lo[l].pred_a.data) {
+            snprintf(key, sizeof key, "blk.%d.ffn_pred_a", l);
+            rc = add_owned(w, key, &lo[l].pred_a, bytes);
+            snprintf(key, sizeof key, "blk.%d.ffn_pred_b", l);
+            if (!rc) rc = add_owned(w, key, &lo[l].pred_b, bytes);
         }
         if (!rc && in && lo[l].in_scale) {
             const int64_t ne[1] = {m->n_embd};
@@ -359,6 +566,10 @@ static int check(const sf_model *m, const sf_sparsify_params *p) {
         return sf_fail(SF_ERR_ARG, "sparsity %g is outside [0, 1)", p->sparsity);
     if (p->method < 0 || p->method >= SF_SPARSE_METHODS) return sf_fail(SF_ERR_ARG, "unknown sparsity method");
     if (p->n_ctx < 8 || p->n_tokens < 1) return sf_fail(SF_ERR_ARG, "calibration chunks of %d tokens", p->n_ctx);
+    if (p->method == SF_SPARSE_PREDICTOR && (p->rank < 32 || p->rank % 32 != 0 || p->rank > m->n_embd ||
+                                             m->n_embd % 32 != 0))
+        return sf_fail(SF_ERR_ARG, "predictor rank %d: a multiple of 32 in [32, n_embd = %d] is needed", p->rank,
+                       m->n_embd);
     for (int l = 0; l < m->n_layer; l++) {
         const sf_layer *L = &m->layers[l];
         if (L->ffn != SF_FFN_DENSE || L->group_first != L->group_last)
@@ -402,6 +613,14 @@ int sf_sparsify(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sp
         res->level_mean = n ? sum / n : 0.0;
         res->transpose_nmse = e.ref > 0 ? e.err / e.ref : 0.0;
         res->side_bytes = bytes;
+        res->pred_explained = res->pred_recall = res->pred_mass = res->pred_flops = 0;
+        for (int l = 0; p.method == SF_SPARSE_PREDICTOR && l < m->n_layer; l++) {
+            const double E = m->n_embd, F = m->layers[l].n_ff;
+            res->pred_explained += lo[l].explained / m->n_layer;
+            res->pred_recall += lo[l].recall / m->n_layer;
+            res->pred_mass += lo[l].mass / m->n_layer;
+            res->pred_flops += p.rank * (E + F) / (3 * E * F) / m->n_layer;
+        }
     }
     if (lo)
         for (int l = 0; l < m->n_layer; l++) {
@@ -410,6 +629,8 @@ int sf_sparsify(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sp
             free(lo[l].down_t.data);
             free(lo[l].in_scale);
             free(lo[l].hidden_scale);
+            free(lo[l].pred_a.data);
+            free(lo[l].pred_b.data);
         }
     free(lo);
     free(thr);
