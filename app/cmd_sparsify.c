@@ -25,6 +25,10 @@ int cmd_sparsify(int argc, char **argv) {
          0, 0, NULL},
         {NULL, "--rank", ARG_INT, &sp.rank, "R", "predictor rank, a multiple of 32 up to n_embd (default: 64)", 32,
          1 << 16, NULL},
+        {NULL, "--pred-keep", ARG_FLOAT, &sp.pred_keep, "K",
+         "predictor: fraction of neurons it passes on, in (1 - S, 1]; their exact gate then keeps those above "
+         "CATS's threshold at S (default: 1 - S, no verification)",
+         0, 0, NULL},
         {NULL, "--sparsity", ARG_FLOAT, &sp.sparsity, "S",
          "fraction of channels skipped at each sparse site, in [0, 1) (default: 0.5)", 0, 0, NULL},
         {NULL, "--tokens", ARG_INT, &n_tokens, "N", "calibration tokens, in whole chunks of -c (default: 8192)", 8,

@@ -22,7 +22,8 @@
  *    the channel feeds);
  *  - predictor (Deja Vu, NimbleEdge): a rank-r estimate of the gate from
  *    x̃ (fitted by least squares on the calibration text) picks the neurons,
- *    |act(ĝ_i)| > t; gate, up and down read only those. */
+ *    |act(ĝ_i)| > t_p; gate, up and down read only those (optionally the
+ *    exact gate of the picked ones then applies CATS's rule). */
 typedef enum { SF_SPARSE_TEAL, SF_SPARSE_CATS, SF_SPARSE_WINA, SF_SPARSE_PREDICTOR, SF_SPARSE_METHODS } sf_sparse_method;
 
 const char *sf_sparse_method_name(sf_sparse_method m); /* "teal", "cats", "wina", "predictor" */
@@ -40,6 +41,9 @@ typedef struct {
     int n_threads;        /* 0: physical cores */
     int wt_type;          /* ggml type of the transposed matrices; -1: chosen per tensor (docs/sparsity.md) */
     int rank;             /* predictor: rank, a multiple of 32 up to n_embd (default 64) */
+    float pred_keep;      /* predictor: fraction of neurons it passes on, in (1 - sparsity, 1]: the
+                           * exact gate of those then keeps the ones above CATS's threshold (predict,
+                           * then verify); 0 (default): 1 - sparsity, the predicted set is final */
     sf_progress_fn progress; /* what = "calibrate" (passes) or "transpose" (tensors) */
     void *user;
 } sf_sparsify_params;
@@ -54,8 +58,8 @@ typedef struct {
     uint64_t side_bytes;        /* tensor bytes written */
     /* predictor only (0 otherwise), means over the layers, on the calibration text: */
     double pred_explained; /* fraction of the gate pre-activations' variance the estimate keeps */
-    double pred_recall;    /* of the neurons CATS keeps at the same level, the fraction predicted */
-    double pred_mass;      /* of Σ|h_i|, the fraction on the predicted neurons */
+    double pred_recall;    /* of the neurons CATS keeps at the same level, the fraction kept */
+    double pred_mass;      /* of Σ|h_i|, the fraction on the kept neurons */
     double pred_flops;     /* predictor multiply-adds / the dense FFN's, per token */
 } sf_sparsify_result;
 

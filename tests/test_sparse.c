@@ -70,9 +70,12 @@ static int teardown(void **state) {
     return 0;
 }
 
+static float g_pred_keep; /* the predictor's keep for sparsify() (0: 1 - s) */
+
 static const char *sparsify(sf_model *m, sf_sparse_method method, float s, int wt_type, const char *name) {
     sf_sparsify_params p = sf_sparsify_default_params();
     p.method = method;
+    p.pred_keep = g_pred_keep;
     p.sparsity = s;
     p.n_ctx = 128;
     p.n_tokens = N_CALIB;
@@ -222,16 +225,23 @@ static void check_ffn_token(const char *type, sf_sparse_method method, int wt_ty
     for (int i = 0; i < F; i++) {
         if (decided) {
             /* the reference's decision, against the engine's (h == 0) */
-            double g = 0;
-            if (z)
-                for (int k = 0; k < S->pred.rank; k++) g += (double)pb[(size_t)i * S->pred.rank + k] * z[k];
-            else
-                for (int j = 0; j < E; j++) g += (double)gate[(size_t)i * E + j] * xn[j];
+            double g = 0, gp = 0;
+            for (int j = 0; j < E; j++) g += (double)gate[(size_t)i * E + j] * xn[j];
             const double a = fabs(gate_act_ref(g, m->ffn_act));
             const bool on = c->hb[i] != 0.0f;
-            /* the engine's predictor reads x̃ and z quantized to 8 bits: its decisions may differ within 2 % of t */
-            const double edge = (z ? 2e-2 : 1e-4) * hid->threshold;
-            if (on != (a > hid->threshold)) disagree += fabs(a - hid->threshold) > edge ? 100 : 1;
+            if (z) {
+                /* predicted (ĝ above its threshold), then verified by the exact gate when t > 0; the
+                 * engine's predictor reads x̃ and z quantized to 8 bits: decisions may differ within 2 % of t_p */
+                for (int k = 0; k < S->pred.rank; k++) gp += (double)pb[(size_t)i * S->pred.rank + k] * z[k];
+                const double ap = fabs(gate_act_ref(gp, m->ffn_act)), tp = S->pred_threshold;
+                const bool pred = ap > tp, verified = hid->threshold <= 0 || a > hid->threshold;
+                if (on != (pred && verified)) {
+                    const bool edge = fabs(ap - tp) <= 2e-2 * tp ||
+                                      (hid->threshold > 0 && fabs(a - hid->threshold) <= 1e-4 * hid->threshold);
+                    disagree += edge ? 1 : 100;
+                }
+            } else if (on != (a > hid->threshold))
+                disagree += fabs(a - hid->threshold) > 1e-4 * hid->threshold ? 100 : 1;
             if (!on) h[i] = 0;
             n_hid += on;
         } else {
@@ -301,6 +311,10 @@ static void test_ffn_token_predictor_q4_0(void **state) {
     (void)state;
     check_ffn_token("q4_0", SF_SPARSE_PREDICTOR, -1, "pred-q40-r.gguf", true);
     check_ffn_token("q4_0", SF_SPARSE_PREDICTOR, -1, "pred-q40-c.gguf", false);
+    /* predict 75 %, keep CATS's 50 % of those */
+    g_pred_keep = 0.75f;
+    check_ffn_token("q4_0", SF_SPARSE_PREDICTOR, -1, "pred-verify-q40-r.gguf", true);
+    g_pred_keep = 0;
 }
 
 /* ---- the predictor's fit */

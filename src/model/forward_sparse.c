@@ -134,24 +134,33 @@ static void hidden_cats(sparse_job *j, int64_t r0, int64_t r1) {
     __atomic_add_fetch(&c->sp_stats.bytes, (n_up + r1 - r0) * (int64_t)up.row_bytes, __ATOMIC_RELAXED);
 }
 
-/* The predictor, rows [r0, r1): neuron i runs where |act(ĝ_i)| > t; its gate
- * and up rows are then read, the others not (h exactly 0). y: [r1 - r0]. */
+/* The predictor, rows [r0, r1): neuron i is computed where |act(ĝ_i)| > t_p,
+ * and kept where then also |act(g_i)| > t (t = 0: every computed neuron);
+ * only those gate and up rows are read (h exactly 0 elsewhere). y: [r1 - r0]. */
 static void hidden_predicted(sparse_job *j, int64_t r0, int64_t r1, float *y) {
     sf_context *c = j->c;
     const sf_layer *L = j->L;
     const int E = c->model->n_embd;
+    const sf_ffn_act act = c->model->ffn_act;
     sf_predictor_scores(&j->S->pred, c->sp_zq, r0, r1, y);
     const row_dot gate = row_dot_of(c, L->ffn_gate), up = row_dot_of(c, L->ffn_up);
-    const float t = j->S->site[SF_SITE_FFN_HIDDEN].threshold;
-    int64_t n_on = 0;
+    const float tp = j->S->pred_threshold, t = j->S->site[SF_SITE_FFN_HIDDEN].threshold;
+    int64_t n_gate = 0, n_up = 0;
     for (int64_t i = r0; i < r1; i++) {
-        const bool on = fabsf(sf_gate_act(y[i - r0], c->model->ffn_act)) > t;
-        c->hb[i] = on ? dot_row(&gate, E, i) : 0.0f;
-        c->hb2[i] = on ? dot_row(&up, E, i) : 0.0f;
-        n_on += on;
+        float g = 0.0f, u = 0.0f;
+        if (fabsf(sf_gate_act(y[i - r0], act)) > tp) {
+            g = dot_row(&gate, E, i);
+            n_gate++;
+            if (t <= 0.0f || fabsf(sf_gate_act(g, act)) > t) {
+                u = dot_row(&up, E, i);
+                n_up++;
+            } else g = 0.0f;
+        }
+        c->hb[i] = g;
+        c->hb2[i] = u;
     }
     const int64_t pred_bytes = (int64_t)sf_type_row_bytes(SF_TYPE_Q8_0, j->S->pred.rank) * (r1 - r0);
-    __atomic_add_fetch(&c->sp_stats.bytes, n_on * (int64_t)(gate.row_bytes + up.row_bytes) + pred_bytes,
+    __atomic_add_fetch(&c->sp_stats.bytes, n_gate * (int64_t)gate.row_bytes + n_up * (int64_t)up.row_bytes + pred_bytes,
                        __ATOMIC_RELAXED);
 }
 

@@ -164,6 +164,10 @@ static int bind(sf_sparse *s, const char *path, const sf_model *m) {
             r->on = r->level > 0;
         }
     }
+    if (!rc && s->method == SF_SPARSE_PREDICTOR) {
+        rc = layer_floats(g, path, "sparsefuse.sparsity.predictor.threshold", m->n_layer, vals);
+        for (int l = 0; !rc && l < m->n_layer; l++) s->layers[l].pred_threshold = vals[l];
+    }
     free(vals);
     for (int l = 0; !rc && l < m->n_layer; l++) {
         const sf_layer *L = &m->layers[l];

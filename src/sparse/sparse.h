@@ -16,8 +16,11 @@
  *   blk.N.ffn_gate_t, blk.N.ffn_up_t  {n_ff, n_embd}: row j = column j of gate/up (ffn_in, TEAL/WINA)
  *   blk.N.ffn_down_t                  {n_embd, n_ff}: row i = column i of down (ffn_hidden)
  *   blk.N.ffn_in_scale  f32[n_embd], blk.N.ffn_hidden_scale f32[n_ff]: WINA's column norms
- * predictor (sparse/predictor.h; its ffn_hidden rule is on |act(ĝ_i)|):
+ * predictor (sparse/predictor.h): neuron i is computed where |act(ĝ_i)| > the
+ * predictor threshold, and kept where then also |act(g_i)| > the ffn_hidden
+ * threshold (0: every predicted neuron is kept):
  *   sparsefuse.sparsity.predictor.rank  u32
+ *   sparsefuse.sparsity.predictor.threshold  f32[n_layer]
  *   sparsefuse.sparsity.predictor.{explained,recall}  f32[n_layer] (as sf_sparsify_result)
  *   blk.N.ffn_pred_a  Q8_0 {n_embd, rank}, blk.N.ffn_pred_b  Q8_0 {rank, n_ff} */
 #ifndef SF_SPARSE_SPARSE_H
@@ -51,7 +54,8 @@ typedef struct {
     const sf_gguf_tensor *gate_t, *up_t;
     /* ffn_hidden: transposed down, n_ff rows of n_embd values (every method) */
     const sf_gguf_tensor *down_t;
-    sf_predictor pred; /* predictor: its matrices (a, b NULL otherwise) */
+    sf_predictor pred;    /* predictor: its matrices (a, b NULL otherwise) */
+    float pred_threshold; /* predictor: neuron i computed where |act(ĝ_i)| > this */
 } sf_sparse_layer;
 
 typedef struct sf_sparse {

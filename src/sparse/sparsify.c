@@ -65,6 +65,7 @@ typedef struct {
     float *in_scale, *hidden_scale; /* WINA: [n_embd], [n_ff] */
     owned_tensor pred_a, pred_b;    /* predictor: Q8_0 {n_embd, rank}, {rank, n_ff} */
     float explained, recall, mass;  /* predictor, on the calibration text */
+    float t_pred;                   /* predictor: its threshold on |act(ĝ_i)| */
 } layer_out;
 
 typedef struct {
@@ -177,7 +178,7 @@ typedef struct {
     double **cov;             /* [n_layer][n_embd²] Σ x̃ x̃ᵀ, upper triangle */
     double *xd;               /* [n_ctx][n_embd] a batch's x̃ in double */
     reservoir *truth;         /* [n_layer] CATS's scores |act(g_i)| */
-    const float *t_pred;      /* [n_layer] thresholds on |act(ĝ_i)| (pass 2) */
+    bool verify;              /* the exact gate of the predicted neurons applies CATS's threshold */
     float *t_truth;           /* [n_layer] CATS's at the same level */
     recall_count *rc;         /* [n_layer] */
     void *p_scratch, *p_zq;   /* sf_predictor_project's */
@@ -255,11 +256,12 @@ static void on_ffn_predictor(calib *k, int layer, int T, const float *xn, const 
         recall_count *r = &k->rc[layer];
         const float *gg = g + (size_t)t * n_ff, *hh = h + (size_t)t * n_ff;
         for (int i = 0; i < n_ff; i++) {
-            const bool pred = s[i] > k->t_pred[layer], truth = fabsf(sf_gate_act(gg[i], act)) > k->t_truth[layer];
+            const bool truth = fabsf(sf_gate_act(gg[i], act)) > k->t_truth[layer];
+            const bool kept = s[i] > k->lo[layer].t_pred && (!k->verify || truth);
             r->truth += truth;
-            r->hit += truth && pred;
+            r->hit += truth && kept;
             r->mass += fabsf(hh[i]);
-            if (pred) r->hit_mass += fabsf(hh[i]);
+            if (kept) r->hit_mass += fabsf(hh[i]);
         }
     }
 }
@@ -459,7 +461,6 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
             float level;
             quantile(&k.truth[l], p->sparsity, &k.t_truth[l], &level);
         }
-        k.t_pred = thr + SF_SITE_FFN_HIDDEN * m->n_layer;
     }
     for (int l = 0; !rc && l < m->n_layer; l++)
         for (int s = 0; s < SF_SITES; s++) {
@@ -469,6 +470,19 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
             else *t = *v = 0.0f;
         }
     if (!rc && pred) {
+        /* the predictor passes on a fraction keep; with verification the
+         * exact gate then applies CATS's threshold at the asked level */
+        const float keep = p->pred_keep > 0 ? p->pred_keep : 1.0f - p->sparsity;
+        k.verify = p->pred_keep > 0 && p->sparsity > 0;
+        for (int l = 0; l < m->n_layer; l++) {
+            float *t = &thr[SF_SITE_FFN_HIDDEN * m->n_layer + l], *v = &lvl[SF_SITE_FFN_HIDDEN * m->n_layer + l];
+            quantile(&k.res[(size_t)l * SF_SITES + SF_SITE_FFN_HIDDEN], 1.0f - keep, &lo[l].t_pred, v);
+            if (p->sparsity <= 0) *v = 0.0f; /* level 0: dense */
+            if (k.verify) {
+                *t = k.t_truth[l];
+                *v = p->sparsity;
+            } else *t = 0.0f;
+        }
         k.pass = 2;
         rc = run_pass(&run, &plan, 2);
         for (int l = 0; !rc && l < m->n_layer; l++) {
@@ -505,17 +519,21 @@ static int write_sidecar(const sf_model *m, const sf_sparsify_params *p, const l
     if (!rc) rc = sf_gguf_writer_set_u32(w, "sparsefuse.sparsity.base.n_embd", (uint32_t)m->n_embd);
     char key[160];
     if (!rc && p->method == SF_SPARSE_PREDICTOR) {
-        float *ex = malloc(sizeof(float) * 2 * (size_t)m->n_layer);
+        float *ex = malloc(sizeof(float) * 3 * (size_t)m->n_layer);
         if (!ex) rc = sf_fail(SF_ERR_NOMEM, "out of memory");
         for (int l = 0; !rc && l < m->n_layer; l++) {
             ex[l] = lo[l].explained;
             ex[m->n_layer + l] = lo[l].recall;
+            ex[2 * m->n_layer + l] = lo[l].t_pred;
         }
         if (!rc) rc = sf_gguf_writer_set_u32(w, "sparsefuse.sparsity.predictor.rank", (uint32_t)p->rank);
         if (!rc) rc = sf_gguf_writer_set_arr(w, "sparsefuse.sparsity.predictor.explained", SF_GGUF_F32, ex, (uint64_t)m->n_layer);
         if (!rc)
             rc = sf_gguf_writer_set_arr(w, "sparsefuse.sparsity.predictor.recall", SF_GGUF_F32, ex + m->n_layer,
                                         (uint64_t)m->n_layer);
+        if (!rc)
+            rc = sf_gguf_writer_set_arr(w, "sparsefuse.sparsity.predictor.threshold", SF_GGUF_F32,
+                                        ex + 2 * m->n_layer, (uint64_t)m->n_layer);
         free(ex);
     }
     for (int s = 0; !rc && s < SF_SITES; s++) {
@@ -570,6 +588,11 @@ static int check(const sf_model *m, const sf_sparsify_params *p) {
                                              m->n_embd % 32 != 0))
         return sf_fail(SF_ERR_ARG, "predictor rank %d: a multiple of 32 in [32, n_embd = %d] is needed", p->rank,
                        m->n_embd);
+    if (p->pred_keep != 0 && p->method != SF_SPARSE_PREDICTOR)
+        return sf_fail(SF_ERR_ARG, "a predictor keep is given, but the method is %s", sf_sparse_method_name(p->method));
+    if (p->pred_keep != 0 && !(p->pred_keep > 1.0f - p->sparsity && p->pred_keep <= 1.0f))
+        return sf_fail(SF_ERR_ARG, "predictor keep %g is outside (1 - sparsity, 1] = (%g, 1]", p->pred_keep,
+                       1.0f - p->sparsity);
     for (int l = 0; l < m->n_layer; l++) {
         const sf_layer *L = &m->layers[l];
         if (L->ffn != SF_FFN_DENSE || L->group_first != L->group_last)
