@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "common.h"
 #include "generate.h"
+#include "plot_svg.h"
 #include "sparsefuse_eval.h"
 #include "sparsefuse_sparsity.h"
 
@@ -27,7 +28,7 @@ typedef struct {
 } row_t;
 
 typedef struct {
-    const char *text, *hs_file, *csv;
+    const char *text, *hs_file, *csv, *plot;
     char *hs_text;
     size_t text_len, hs_len;
     int n_ctx, n_chunks, n_tasks, threads;
@@ -155,12 +156,32 @@ static void print_table(FILE *f, const row_t *rows, int n, const opts_t *o, bool
     }
 }
 
-static int write_csv(const cmd_spec *cmd, const char *path, const row_t *rows, int n, const opts_t *o) {
+typedef struct {
+    const row_t *rows;
+    int n;
+    const opts_t *o;
+} table_t;
+
+static void emit_csv(FILE *f, const table_t *t) { print_table(f, t->rows, t->n, t->o, true); }
+
+/* The speed/quality frontier: tg ratio against mean KLD, one point per row. */
+static void emit_plot(FILE *f, const table_t *t) {
+    svg_point pts[MAX_MODELS];
+    for (int i = 0; i < t->n; i++)
+        pts[i] = (svg_point){i == 0 ? 0.0 : t->rows[i].kld, t->rows[i].tg / t->rows[0].tg, t->rows[i].name};
+    char title[256];
+    snprintf(title, sizeof title, "%s: decode speed against KL divergence", t->rows[0].name);
+    svg_scatter(f, title, "mean KL divergence against the base (nats)", "tg tokens/s / base", pts, t->n, true);
+}
+
+/* path written through a temporary file and a rename */
+static int write_atomic(const cmd_spec *cmd, const char *path, void (*emit)(FILE *, const table_t *),
+                        const table_t *t) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f) return args_error(cmd, "cannot write %s: %s", tmp, strerror(errno));
-    print_table(f, rows, n, o, true);
+    emit(f, t);
     const bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
         unlink(tmp);
@@ -218,6 +239,8 @@ int cmd_compare(int argc, char **argv) {
         {NULL, "--no-bench", ARG_FLAG, &no_bench, NULL, "skip the speed tests", 0, 0, NULL},
         {"-t", "--threads", ARG_INT, &o.threads, "N", "threads (default: physical cores)", 1, 4096, NULL},
         {NULL, "--csv", ARG_STR, &o.csv, "FILE", "also write the table as CSV (atomically)", 0, 0, NULL},
+        {NULL, "--plot", ARG_STR, &o.plot, "FILE.svg",
+         "also write the frontier plot, tg speed ratio against mean KLD per row, as SVG (atomically)", 0, 0, NULL},
     };
     const cmd_spec cmd = {
         "compare", "-m BASE (-m VARIANT | --sparse SIDE.gguf)... -f TEXT [options]",
@@ -228,7 +251,9 @@ int cmd_compare(int argc, char **argv) {
         "ratios to the base (llama-bench's tests, -r repetitions each; machines are\n"
         "noisy, read ratios from one run). A --sparse row is the base model with that\n"
         "sparsity side-car: sparse on the scored half of each perplexity chunk, on every\n"
-        "token of a HellaSwag task, and on decode steps. Markdown to stdout; --csv for scripts.",
+        "token of a HellaSwag task, and on decode steps. Markdown to stdout; --csv for scripts;\n"
+        "--plot draws each row's decode speed ratio against its mean KLD, with the frontier\n"
+        "of rows no other row beats on both.",
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, n_rest, rest);
     free(rest);
@@ -244,6 +269,7 @@ int cmd_compare(int argc, char **argv) {
     for (int i = 0; i < n_models; i++)
         if (!app_readable(&cmd, "model", models[i])) return APP_EXIT_USAGE;
     o.bench = !no_bench;
+    if (o.plot && no_bench) return args_error(&cmd, "--plot needs the speed tests: drop --no-bench");
     char *text = app_read_file(&cmd, text_file, &o.text_len, false);
     if (!text) return APP_EXIT_RUNTIME;
     o.text = text;
@@ -273,7 +299,9 @@ int cmd_compare(int argc, char **argv) {
     unlink(kld);
     if (rc == APP_EXIT_OK) {
         print_table(stdout, rows, n_rows, &o, false);
-        if (o.csv) rc = write_csv(&cmd, o.csv, rows, n_rows, &o);
+        const table_t t = {rows, n_rows, &o};
+        if (o.csv) rc = write_atomic(&cmd, o.csv, emit_csv, &t);
+        if (rc == APP_EXIT_OK && o.plot) rc = write_atomic(&cmd, o.plot, emit_plot, &t);
     }
     free(text);
     free(o.hs_text);

@@ -404,6 +404,44 @@ static void test_hellaswag_bench_inspect(void **state) {
     cli_free(&r);
 }
 
+/* sparsify (predictor), then compare the model with its side-car: the table
+ * has both rows, and --plot writes an SVG with a point per row */
+static void test_sparsify_compare_plot(void **state) {
+    (void)state;
+    const char *mp = model_or_skip();
+    const char *text = text_or_skip();
+    char side[64], svg[64];
+    snprintf(side, sizeof side, "/tmp/sf_test_cli_%d.side.gguf", (int)getpid());
+    snprintf(svg, sizeof svg, "/tmp/sf_test_cli_%d.svg", (int)getpid());
+    cli_result r = RUN("sparsify", "-m", mp, "-f", text, "-c", "64", "--tokens", "128", "--method", "predictor",
+                       "--rank", "32", "--sparsity", "0.4", "-o", side);
+    if (r.code != 0) fail_msg("sparsify: exit %d: %s", r.code, r.err);
+    assert_non_null(strstr(r.out, "recall "));
+    cli_free(&r);
+    r = RUN("compare", "-m", mp, "--sparse", side, "-f", text, "-c", "64", "--chunks", "2", "-p", "8", "-n", "4",
+            "-r", "1", "--plot", svg);
+    if (r.code != 0) fail_msg("compare: exit %d: %s", r.code, r.err);
+    assert_non_null(strstr(r.out, "(base)"));
+    assert_non_null(strstr(r.out, ".side.gguf"));
+    cli_free(&r);
+    FILE *f = fopen(svg, "r");
+    assert_non_null(f);
+    char buf[16384];
+    const size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    assert_non_null(strstr(buf, "<svg"));
+    assert_non_null(strstr(buf, "</svg>"));
+    assert_non_null(strstr(buf, ".side.gguf</text>"));
+    int circles = 0;
+    for (const char *p = buf; (p = strstr(p, "<circle")); p++) circles++;
+    assert_int_equal(circles, 2);
+    expect_usage_error(RUN("compare", "-m", mp, "--sparse", side, "-f", text, "--no-bench", "--plot", svg),
+                       "--plot needs the speed tests");
+    unlink(side);
+    unlink(svg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
@@ -415,6 +453,7 @@ int main(void) {
         cmocka_unit_test(test_chat),
         cmocka_unit_test(test_perplexity),
         cmocka_unit_test(test_hellaswag_bench_inspect),
+        cmocka_unit_test(test_sparsify_compare_plot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
