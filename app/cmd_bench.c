@@ -94,8 +94,10 @@ static void print_row(printer *p, const char *test, const sf_bench_result *r) {
         printf("], \"gbps\": %.3f, \"weight_bytes\": %llu, \"barriers_per_step\": %d", r->gbps,
                (unsigned long long)r->weight_bytes, r->barriers_per_step);
         if (r->sparse)
-            printf(", \"sparse_bytes\": %llu, \"sparse_gbps\": %.3f, \"hidden_density\": %.4f, \"in_density\": %.4f",
-                   (unsigned long long)r->sparse_bytes, r->sparse_gbps, r->hidden_density, r->in_density);
+            printf(", \"sparse_bytes\": %llu, \"sparse_gbps\": %.3f, \"hidden_density\": %.4f, \"in_density\": %.4f, "
+                   "\"attn_density\": %.4f",
+                   (unsigned long long)r->sparse_bytes, r->sparse_gbps, r->hidden_density, r->in_density,
+                   r->attn_density);
         printf("}");
         break;
     }
@@ -123,6 +125,7 @@ static void print_md_notes(const sf_bench_result *pp, const sf_bench_result *tg,
         printf("sparse decode: %.2f MiB of weights read per token (%.2f GB/s); active FFN neurons %.1f %%",
                (double)tg->sparse_bytes / (1024.0 * 1024.0), tg->sparse_gbps, 100.0 * tg->hidden_density);
         if (tg->in_density >= 0) printf(", FFN input channels %.1f %%", 100.0 * tg->in_density);
+        if (tg->attn_density >= 0) printf(", attention channels %.1f %%", 100.0 * tg->attn_density);
         printf("\n");
     }
 }

@@ -23,6 +23,10 @@ int cmd_sparsify(int argc, char **argv) {
          "wina (|x| times the weight column norm), predictor (a rank-R estimate of the gate picks the neurons; "
          "gate, up and down read only those) (default: teal)",
          0, 0, NULL},
+        {NULL, "--attention", ARG_FLAG, &sp.attention, NULL,
+         "teal: also skip channels of the attention's input (q, k, v) and output (Wo): TEAL on every matrix "
+         "but the output head",
+         0, 0, NULL},
         {NULL, "--rank", ARG_INT, &sp.rank, "R", "predictor rank, a multiple of 32 up to n_embd (default: 64)", 32,
          1 << 16, NULL},
         {NULL, "--pred-keep", ARG_FLOAT, &sp.pred_keep, "K",

@@ -138,7 +138,7 @@ typedef struct {
      * FFN input channels active (-1 where that site is dense) */
     bool sparse;
     uint64_t sparse_bytes;
-    double sparse_gbps, hidden_density, in_density;
+    double sparse_gbps, hidden_density, in_density, attn_density; /* densities: -1 where that site is dense */
 } sf_bench_result;
 
 sf_bench_params sf_bench_default_params(void); /* 512, 128, 5 reps */

@@ -40,6 +40,7 @@ typedef struct {
     int64_t n_tokens;     /* calibration tokens, whole chunks (default 8192) */
     int n_threads;        /* 0: physical cores */
     int wt_type;          /* ggml type of the transposed matrices; -1: chosen per tensor (docs/sparsity.md) */
+    bool attention;       /* TEAL: also the attention's input (q, k, v) and output (Wo) channels */
     int rank;             /* predictor: rank, a multiple of 32 up to n_embd (default 64) */
     float pred_keep;      /* predictor: fraction of neurons it passes on, in (1 - sparsity, 1]: the
                            * exact gate of those then keeps the ones above CATS's threshold (predict,
@@ -87,6 +88,7 @@ bool sf_context_has_sparse(const sf_context *c);
 typedef struct {
     int64_t in_total, in_active;         /* FFN input channels (TEAL/WINA) */
     int64_t hidden_total, hidden_active; /* FFN neurons (predictor: the predicted ones) */
+    int64_t attn_total, attn_active;     /* attention input and output channels (TEAL --attention) */
     int64_t tokens;                      /* token-layers run sparse */
     int64_t bytes;                       /* weight bytes those FFNs read */
 } sf_sparse_stats;

@@ -7,6 +7,9 @@
  *  - the predictor: its sparse FFN as above (decisions from a double-precision
  *    ĝ = B A x̃ on its dequantized matrices, within 8-bit rounding of t); its
  *    fit exact at full rank and better than truncating W below;
+ *  - TEAL on the attention: q, k, v and Wo of a token as a naive product of
+ *    the transposed rows of its active channels (NMSE <= 1e-6), and a batch
+ *    with sparse attention rows equal to those rows decoded alone;
  *  - calibrated thresholds skip about the asked fraction on the text they
  *    were calibrated on;
  *  - a token that runs sparse gives the same logits in a batch (perplexity's
@@ -71,11 +74,13 @@ static int teardown(void **state) {
 }
 
 static float g_pred_keep; /* the predictor's keep for sparsify() (0: 1 - s) */
+static bool g_attention;  /* TEAL on the attention too, for sparsify() */
 
 static const char *sparsify(sf_model *m, sf_sparse_method method, float s, int wt_type, const char *name) {
     sf_sparsify_params p = sf_sparsify_default_params();
     p.method = method;
     p.pred_keep = g_pred_keep;
+    p.attention = g_attention;
     p.sparsity = s;
     p.n_ctx = 128;
     p.n_tokens = N_CALIB;
@@ -126,7 +131,9 @@ static void test_level_zero_is_dense(void **state) {
     (void)state;
     sf_model *m = tiny("q8_0", 1);
     assert_non_null(m);
+    g_attention = true;
     const char *side = sparsify(m, SF_SPARSE_TEAL, 0.0f, -1, "zero.gguf");
+    g_attention = false;
     sf_context *dense = context(m, 32), *sp = context(m, 32);
     assert_int_equal(sf_context_use_sparse(sp, side), SF_OK);
     float *a = decode_logits(dense), *b = decode_logits(sp);
@@ -410,11 +417,12 @@ static void test_calibrated_density(void **state) {
 
 /* ---- a sparse token in a batch equals the same token decoded alone */
 
-static void test_batch_policy_matches_decode(void **state) {
-    (void)state;
+static void batch_policy_matches_decode(bool attention) {
     sf_model *m = tiny("f32", 4);
     assert_non_null(m);
-    const char *side = sparsify(m, SF_SPARSE_TEAL, 0.5f, -1, "teal-batch.gguf");
+    g_attention = attention;
+    const char *side = sparsify(m, SF_SPARSE_TEAL, 0.5f, -1, attention ? "teal-attn-batch.gguf" : "teal-batch.gguf");
+    g_attention = false;
     const int V = m->n_vocab, half = N_PRE / 2;
     sf_context *a = context(m, 32), *b = context(m, 32);
     assert_int_equal(sf_context_use_sparse(a, side), SF_OK);
@@ -431,8 +439,74 @@ static void test_batch_policy_matches_decode(void **state) {
         assert_true(e <= 1e-10);
         free(ref);
     }
+    sf_sparse_stats st;
+    sf_context_sparse_stats(b, &st, false);
+    if (attention) assert_true(st.attn_total > 0 && st.attn_active < st.attn_total * 9 / 10);
+    else assert_int_equal(st.attn_total, 0);
     sf_context_free(a);
     sf_context_free(b);
+    sf_model_free(m);
+}
+
+static void test_batch_policy_matches_decode(void **state) {
+    (void)state;
+    batch_policy_matches_decode(false);
+    batch_policy_matches_decode(true);
+}
+
+/* ---- TEAL on the attention: q, k, v and Wo of one token against a naive
+ * product of the transposed rows of the active channels */
+
+/* out[n_out] = Σ over active j of x[j] · wt row j, in double */
+static void masked_product(const sf_gguf_tensor *wt, const sf_sparse_rule *r, const float *x, double *out) {
+    float *w = dequant_all(wt);
+    const int64_t n_out = wt->ne[0], n_in = wt->ne[1];
+    for (int64_t i = 0; i < n_out; i++) out[i] = 0;
+    for (int64_t j = 0; j < n_in; j++)
+        if (active(r, x[j], (int)j))
+            for (int64_t i = 0; i < n_out; i++) out[i] += (double)x[j] * w[j * n_out + i];
+    free(w);
+}
+
+static void test_attention_token(void **state) {
+    (void)state;
+    sf_model *m = tiny("q8_0", 7);
+    assert_non_null(m);
+    g_attention = true;
+    const char *side = sparsify(m, SF_SPARSE_TEAL, 0.5f, -1, "teal-attn.gguf");
+    g_attention = false;
+    sf_context *c = context(m, 8);
+    assert_int_equal(sf_context_use_sparse(c, side), SF_OK);
+    const int il = 1, E = m->n_embd;
+    const sf_layer *L = &m->layers[il];
+    const sf_sparse_layer *S = &c->sparse->layers[il];
+    assert_true(S->site[SF_SITE_ATTN_IN].on && S->site[SF_SITE_ATTN_OUT].on);
+    const int nq = L->n_head * m->head_dim_k, nk = L->n_head_kv * m->head_dim_k, nv = L->n_head_kv * m->head_dim_v;
+    const int n_att = L->n_head * m->head_dim_v, t = 1; /* row 1 of a batch */
+    uint64_t rng = 9;
+    for (int e = 0; e < E; e++) c->xn[(size_t)t * E + e] = 1.5f * sf_test_rand_f32(&rng);
+    for (int e = 0; e < n_att; e++) c->att[(size_t)t * n_att + e] = sf_test_rand_f32(&rng);
+    sf_sparse_attn_in(c, L, il, t);
+    float *o = malloc(sizeof(float) * E);
+    sf_sparse_attn_out(c, L, il, t, o);
+    const sf_gguf_tensor *wt[4] = {S->q_t, S->k_t, S->v_t, S->o_t};
+    const float *got[4] = {c->q + (size_t)t * nq, c->k + (size_t)t * nk, c->v + (size_t)t * nv, o};
+    for (int i = 0; i < 4; i++) {
+        const sf_sparse_rule *r = &S->site[i < 3 ? SF_SITE_ATTN_IN : SF_SITE_ATTN_OUT];
+        const float *x = i < 3 ? c->xn + (size_t)t * E : c->att + (size_t)t * n_att;
+        double *ref = malloc(sizeof(double) * (size_t)wt[i]->ne[0]);
+        masked_product(wt[i], r, x, ref);
+        const double e = nmse(got[i], ref, (int)wt[i]->ne[0]);
+        print_message("attention product %d (%lld outputs): NMSE %.2e\n", i, (long long)wt[i]->ne[0], e);
+        assert_true(e <= 1e-6);
+        free(ref);
+    }
+    sf_sparse_stats st;
+    sf_context_sparse_stats(c, &st, false);
+    print_message("active attention channels %lld of %lld\n", (long long)st.attn_active, (long long)st.attn_total);
+    assert_true(st.attn_active < st.attn_total * 9 / 10 && st.attn_active > 0);
+    free(o);
+    sf_context_free(c);
     sf_model_free(m);
 }
 
@@ -478,6 +552,11 @@ static void test_bad_input(void **state) {
     assert_non_null(strstr(sf_last_error(), "predictor rank 48"));
     p.rank = m->n_embd + 32;
     assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, none, NULL), SF_ERR_ARG);
+    /* attention sparsity is TEAL's */
+    p.method = SF_SPARSE_CATS;
+    p.attention = true;
+    assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, none, NULL), SF_ERR_ARG);
+    assert_non_null(strstr(sf_last_error(), "attention sparsity is built for teal"));
     assert_int_not_equal(access(none, F_OK), 0);
     sf_sparse_method meth;
     assert_int_equal(sf_sparse_method_parse("dejavu", &meth), SF_ERR_ARG);
@@ -499,6 +578,7 @@ int main(void) {
         cmocka_unit_test(test_predictor_fit),
         cmocka_unit_test(test_calibrated_density),
         cmocka_unit_test(test_batch_policy_matches_decode),
+        cmocka_unit_test(test_attention_token),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

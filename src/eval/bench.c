@@ -66,6 +66,7 @@ static void sparse_bytes(sf_context *c, uint64_t weight_bytes, sf_bench_result *
     out->sparse_gbps = (double)out->sparse_bytes * out->tps_mean * out->steps / out->n_tokens / 1e9;
     out->hidden_density = st.hidden_total ? (double)st.hidden_active / st.hidden_total : -1.0;
     out->in_density = st.in_total ? (double)st.in_active / st.in_total : -1.0;
+    out->attn_density = st.attn_total ? (double)st.attn_active / st.attn_total : -1.0;
 }
 
 static int run_test(sf_context *c, const int32_t *depth, int n_depth, const int32_t *toks, int n, bool tg, int reps,

@@ -68,8 +68,8 @@ struct sf_context {
     int sparse_max_batch, sparse_min_pos;
     const void **sp_rows; /* [n_threads][sp_stride] active rows of a transposed matrix, per thread */
     float *sp_scale;      /* [n_threads][sp_stride] their scales */
-    size_t sp_stride;     /* max(n_embd, n_ff_max) */
-    float *sp_part;       /* [n_threads][2][sp_stride] per-thread partial products (row split) */
+    size_t sp_stride;     /* max(n_embd, n_ff_max, q and v widths) */
+    float *sp_part;       /* [n_threads][SF_SPARSE_SLOTS][sp_stride] per-thread partial products (row split) */
     bool sp_split_rows;   /* threads split the active rows (partials summed) instead of the columns */
     bool *sp_not_dense;   /* [B] token does not join the dense FFN batch of this layer (skips it, or runs sparse) */
     void *sp_pscratch, *sp_zq; /* predictor: sf_predictor_project's scratch and its z = A x̃ (Q8_0) */
@@ -104,6 +104,9 @@ typedef enum {
  *  - on_ffn sees each FFN's normed input xn [T][n_embd], gate
  *    pre-activations g [T][n_ff] and hidden activations h [T][n_ff]
  *    (rows as for ffn_hidden; sparsity calibration);
+ *  - on_attn sees each attention's normed input xn [T][n_embd] and the
+ *    attention output att [T][n_head * head_dim_v] that Wo reads (rows as
+ *    for ffn_hidden; sparsity calibration);
  *  - on_stage sees the residual stream [T][n_embd] at each sf_stage.
  * Tokens a side-car runs sparse (sf_context_use_sparse) call neither FFN
  * hook.
@@ -121,6 +124,7 @@ typedef struct {
     void (*ffn_hidden)(void *user, int layer, const int *row_token, int T, float *h, int n_ff);
     void (*on_ffn)(void *user, int layer, const int *row_token, int T, const float *xn, const float *g, const float *h,
                    int n_ff);
+    void (*on_attn)(void *user, int layer, const int *row_token, int T, const float *xn, const float *att, int n_att);
     void (*on_stage)(void *user, int layer, sf_stage stage, const float *x, int T);
     void *user;
 } sf_run_plan;

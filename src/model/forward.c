@@ -329,24 +329,34 @@ static int ggml_ffn_rows(const sf_context *c, const pass *ps, const sf_layer *L,
 /* x += post_norm(Wo · softmax(RoPE(Wq h) · RoPE(Wk h)ᵀ · scale) · Wv h), h = norm(x);
  * deci's linear attention: x += Wo · norm(x). */
 static void attention_sublayer(sf_context *c, const sf_layer *L, const pass *ps, int T) {
-    (void)ps;
     const sf_model *m = c->model;
-    const int E = m->n_embd;
+    const int E = m->n_embd, il = (int)(L - m->layers);
     float *o = sf_fw_sublayer_out(c, L->attn_post_norm);
     if (L->attn == SF_ATTN_LINEAR) {
         sf_fw_norm_quantize(c, T, L->attn_norm, sf_fw_kinds_for(L->wo, NULL, NULL));
         sf_fw_matmul(c, T, L->wo, o, E, o == c->x, T);
     } else {
+        /* rows the side-car runs sparse (TEAL --attention), and how many */
+        const sf_sparse_layer *S = c->sparse ? &c->sparse->layers[il] : NULL;
+        const bool sp_in = S && S->site[SF_SITE_ATTN_IN].on, sp_out = S && S->site[SF_SITE_ATTN_OUT].on;
+        bool *sparse_row = c->sp_not_dense;
+        int n_sparse = 0;
+        for (int t = 0; (sp_in || sp_out) && t < T; t++)
+            n_sparse += sparse_row[t] = ps->T <= c->sparse_max_batch || c->pos[t] >= c->sparse_min_pos;
         sf_fw_norm_quantize(c, T, L->attn_norm, sf_fw_kinds_for(L->wq, L->wk, L->wv));
         /* q, k, v = Wq h + bq, Wk h + bk, Wv h + bv: one region */
-        sf_job jqkv = {.c = c, .T = T, .n_mats = 3,
-                       .mats = {sf_fw_matrix_of(L->wq), sf_fw_matrix_of(L->wk), sf_fw_matrix_of(L->wv)},
-                       .outs = {c->q, c->k, c->v},
-                       .out_stride = {(int64_t)L->n_head * m->head_dim_k, (int64_t)L->n_head_kv * m->head_dim_k,
-                                      (int64_t)L->n_head_kv * m->head_dim_v},
-                       .act_kind = {sf_fw_weight_kind(L->wq), sf_fw_weight_kind(L->wk), sf_fw_weight_kind(L->wv)},
-                       .bias = {bias_of(L->bq), bias_of(L->bk), bias_of(L->bv)}};
-        sf_fw_run_region(c, region_matmul, &jqkv);
+        if (!sp_in || n_sparse < T) {
+            sf_job jqkv = {.c = c, .T = T, .n_mats = 3,
+                           .mats = {sf_fw_matrix_of(L->wq), sf_fw_matrix_of(L->wk), sf_fw_matrix_of(L->wv)},
+                           .outs = {c->q, c->k, c->v},
+                           .out_stride = {(int64_t)L->n_head * m->head_dim_k, (int64_t)L->n_head_kv * m->head_dim_k,
+                                          (int64_t)L->n_head_kv * m->head_dim_v},
+                           .act_kind = {sf_fw_weight_kind(L->wq), sf_fw_weight_kind(L->wk), sf_fw_weight_kind(L->wv)},
+                           .bias = {bias_of(L->bq), bias_of(L->bk), bias_of(L->bv)}};
+            sf_fw_run_region(c, region_matmul, &jqkv);
+        }
+        for (int t = 0; sp_in && t < T; t++)
+            if (sparse_row[t]) sf_sparse_attn_in(c, L, il, t);
         /* the KV cells these tokens write and see */
         sf_kv_cells_append(&c->kv_cells[L->kv_slot], c->pos, T, L->swa ? m->n_swa : 0, c->cell, c->cell_lo);
         sf_job j = {.c = c, .L = L, .T = T};
@@ -355,8 +365,22 @@ static void attention_sublayer(sf_context *c, const sf_layer *L, const pass *ps,
         trace(c, L, "attn_norm", c->xn, T, E);
         trace(c, L, "Qcur", c->q, T, L->n_head * m->head_dim_k);
         trace(c, L, "kqv_out", c->att, T, L->n_head * m->head_dim_v);
-        sf_fw_quantize(c, T, c->att, L->n_head * m->head_dim_v, sf_fw_kinds_for(L->wo, NULL, NULL));
-        sf_fw_matmul(c, T, L->wo, o, E, o == c->x, T);
+        const int n_att = L->n_head * m->head_dim_v;
+        if (ps->plan->on_attn) ps->plan->on_attn(ps->plan->user, il, c->row_token, T, c->xn, c->att, n_att);
+        if (!sp_out || n_sparse == 0) {
+            sf_fw_quantize(c, T, c->att, n_att, sf_fw_kinds_for(L->wo, NULL, NULL));
+            sf_fw_matmul(c, T, L->wo, o, E, o == c->x, T);
+        } else {
+            /* Wo into tmp: dense rows as a batch, sparse rows one by one; then x += tmp unless a post-norm does it */
+            if (n_sparse < T) {
+                sf_fw_quantize(c, T, c->att, n_att, sf_fw_kinds_for(L->wo, NULL, NULL));
+                sf_fw_matmul(c, T, L->wo, c->tmp, E, false, T);
+            }
+            for (int t = 0; t < T; t++)
+                if (sparse_row[t]) sf_sparse_attn_out(c, L, il, t, c->tmp + (size_t)t * E);
+            if (o == c->x)
+                for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->tmp[i];
+        }
     }
     if (L->attn_post_norm) {
         trace(c, L, "attn_out", c->tmp, T, E);

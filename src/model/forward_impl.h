@@ -28,5 +28,9 @@ float *sf_fw_sublayer_out(sf_context *c, const sf_gguf_tensor *post_norm);
  * sites (forward_sparse.c): x += post_norm(W_down · h) over active channels. */
 struct sf_sparse;
 void sf_sparse_ffn_token(sf_context *c, const sf_layer *L, int il);
+/* TEAL on the attention of row t of the batch: q, k, v (+ biases) from the
+ * active channels of xn[t]; o[n_embd] = Wo · att[t] over its active ones. */
+void sf_sparse_attn_in(sf_context *c, const sf_layer *L, int il, int t);
+void sf_sparse_attn_out(sf_context *c, const sf_layer *L, int il, int t, float *o);
 
 #endif

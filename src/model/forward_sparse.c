@@ -85,7 +85,7 @@ static int sparse_product_rows(const sf_sparse_rule *r, const float *x, int n, c
 }
 
 static float *partial(sf_context *c, int ith, int slot) {
-    return c->sp_part + ((size_t)ith * 2 + (size_t)slot) * c->sp_stride;
+    return c->sp_part + ((size_t)ith * SF_SPARSE_SLOTS + (size_t)slot) * c->sp_stride;
 }
 
 /* out[n] (+)= Σ over threads of partial slot */
@@ -265,4 +265,66 @@ void sf_sparse_ffn_token(sf_context *c, const sf_layer *L, int il) {
     }
     if (L->ffn_post_norm) sf_fw_post_norm_residual(c, 1, L->ffn_post_norm);
     c->sp_stats.tokens++;
+}
+
+/* ------------------------------------------------------------ attention */
+
+/* One token's attention projections over the active channels of a site:
+ * out[k] (+ bias[k]) = wt[k]ᵀ · x̃ for k < n, row split with partials. */
+typedef struct {
+    sf_context *c;
+    const sf_sparse_rule *rule;
+    const float *x; /* [n_in] */
+    int n_in, n;
+    const sf_gguf_tensor *wt[SF_SPARSE_SLOTS];
+    int active; /* channels active (thread 0) */
+} attn_job;
+
+static void region_attn(void *arg, int ith, int nth) {
+    attn_job *j = arg;
+    sf_context *c = j->c;
+    const void **rows = c->sp_rows + (size_t)ith * c->sp_stride;
+    float *s = c->sp_scale + (size_t)ith * c->sp_stride;
+    for (int k = 0; k < j->n; k++) {
+        const int a = sparse_product_rows(j->rule, j->x, j->n_in, j->wt[k], ith, nth, rows, s, partial(c, ith, k));
+        if (ith == 0) j->active = a;
+    }
+}
+
+static void attn_product(sf_context *c, attn_job *j, float *const out[], const float *const bias[]) {
+    sf_fw_run_region(c, region_attn, j);
+    const int nth = c->serial ? 1 : c->n_threads;
+    for (int k = 0; k < j->n; k++) {
+        const int64_t n_out = j->wt[k]->ne[0];
+        partial_sum(c, nth, k, out[k], n_out, false);
+        if (bias[k])
+            for (int64_t i = 0; i < n_out; i++) out[k][i] += bias[k][i];
+        c->sp_stats.bytes += (int64_t)j->active * (int64_t)sf_type_row_bytes(j->wt[k]->type, n_out);
+    }
+    c->sp_stats.attn_total += j->n_in;
+    c->sp_stats.attn_active += j->active;
+}
+
+static const float *bias_data(const sf_gguf_tensor *t) { return t ? t->data : NULL; }
+
+void sf_sparse_attn_in(sf_context *c, const sf_layer *L, int il, int t) {
+    const sf_sparse_layer *S = &c->sparse->layers[il];
+    const sf_model *m = c->model;
+    const int64_t nq = (int64_t)L->n_head * m->head_dim_k, nk = (int64_t)L->n_head_kv * m->head_dim_k,
+                  nv = (int64_t)L->n_head_kv * m->head_dim_v;
+    attn_job j = {.c = c, .rule = &S->site[SF_SITE_ATTN_IN], .x = c->xn + (size_t)t * m->n_embd, .n_in = m->n_embd,
+                  .n = 3, .wt = {S->q_t, S->k_t, S->v_t}};
+    float *const out[3] = {c->q + t * nq, c->k + t * nk, c->v + t * nv};
+    const float *const bias[3] = {bias_data(L->bq), bias_data(L->bk), bias_data(L->bv)};
+    attn_product(c, &j, out, bias);
+}
+
+void sf_sparse_attn_out(sf_context *c, const sf_layer *L, int il, int t, float *o) {
+    const sf_sparse_layer *S = &c->sparse->layers[il];
+    const int n_att = L->n_head * c->model->head_dim_v;
+    attn_job j = {.c = c, .rule = &S->site[SF_SITE_ATTN_OUT], .x = c->att + (size_t)t * n_att, .n_in = n_att, .n = 1,
+                  .wt = {S->o_t}};
+    float *const out[1] = {o};
+    const float *const bias[1] = {NULL};
+    attn_product(c, &j, out, bias);
 }

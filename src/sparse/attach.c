@@ -30,11 +30,15 @@ int sf_context_use_sparse(sf_context *c, const char *path) {
     sf_sparse *s;
     int rc = sf_sparse_open(path, c->model, &s);
     if (rc) return rc;
-    const size_t stride = (size_t)(c->model->n_embd > c->model->n_ff_max ? c->model->n_embd : c->model->n_ff_max);
+    /* the longest vector a transposed product reads or writes: n_embd, n_ff, q, v */
+    const sf_model *m = c->model;
+    size_t stride = (size_t)(m->n_embd > m->n_ff_max ? m->n_embd : m->n_ff_max);
+    const size_t nq = (size_t)m->n_head_max * (size_t)(m->head_dim_k > m->head_dim_v ? m->head_dim_k : m->head_dim_v);
+    if (nq > stride) stride = nq;
     const void **rows = malloc(sizeof(void *) * stride * (size_t)c->n_threads);
     float *scale = malloc(sizeof(float) * stride * (size_t)c->n_threads);
     bool *dense = malloc(sizeof(bool) * (size_t)c->n_batch);
-    float *part = malloc(sizeof(float) * 2 * stride * (size_t)c->n_threads);
+    float *part = malloc(sizeof(float) * SF_SPARSE_SLOTS * stride * (size_t)c->n_threads);
     const int rank = s->rank ? s->rank : 32;
     void *pscratch = malloc(sf_predictor_scratch_bytes(c->model->n_embd, rank));
     void *zq = malloc(sf_predictor_zq_bytes(rank));

@@ -9,7 +9,7 @@
 #include "base/error.h"
 #include "sparse/sparse.h"
 
-const char *const sf_sparse_site_names[SF_SITES] = {"ffn_in", "ffn_hidden"};
+const char *const sf_sparse_site_names[SF_SITES] = {"ffn_in", "ffn_hidden", "attn_in", "attn_out"};
 
 static const char *const g_method_names[SF_SPARSE_METHODS] = {"teal", "cats", "wina", "predictor"};
 
@@ -153,6 +153,7 @@ static int bind(sf_sparse *s, const char *path, const sf_model *m) {
     char key[160];
     for (int site = 0; !rc && site < SF_SITES; site++) {
         snprintf(key, sizeof key, "sparsefuse.sparsity.%s.threshold", sf_sparse_site_names[site]);
+        if (site >= SF_SITE_ATTN_IN && sf_gguf_find_key(g, key) < 0) continue; /* attention dense */
         rc = layer_floats(g, path, key, m->n_layer, vals);
         snprintf(key, sizeof key, "sparsefuse.sparsity.%s.level", sf_sparse_site_names[site]);
         if (!rc) rc = layer_floats(g, path, key, m->n_layer, vals + m->n_layer);
@@ -191,6 +192,21 @@ static int bind(sf_sparse *s, const char *path, const sf_model *m) {
         if (!rc && S->site[SF_SITE_FFN_HIDDEN].on) {
             snprintf(key, sizeof key, "blk.%d.ffn_down_t", l);
             rc = need_tensor(g, path, key, m->n_embd, L->n_ff, false, &S->down_t);
+        }
+        const bool attn_in = S->site[SF_SITE_ATTN_IN].on, attn_out = S->site[SF_SITE_ATTN_OUT].on;
+        if (!rc && (attn_in || attn_out) && (s->method != SF_SPARSE_TEAL || L->attn != SF_ATTN_DENSE))
+            rc = sf_fail(SF_ERR_FORMAT, "%s: layer %d: attention sparsity needs teal and full attention", path, l);
+        if (!rc && attn_in) {
+            snprintf(key, sizeof key, "blk.%d.attn_q_t", l);
+            rc = need_tensor(g, path, key, L->wq->ne[1], m->n_embd, false, &S->q_t);
+            snprintf(key, sizeof key, "blk.%d.attn_k_t", l);
+            if (!rc) rc = need_tensor(g, path, key, L->wk->ne[1], m->n_embd, false, &S->k_t);
+            snprintf(key, sizeof key, "blk.%d.attn_v_t", l);
+            if (!rc) rc = need_tensor(g, path, key, L->wv->ne[1], m->n_embd, false, &S->v_t);
+        }
+        if (!rc && attn_out) {
+            snprintf(key, sizeof key, "blk.%d.attn_output_t", l);
+            rc = need_tensor(g, path, key, m->n_embd, L->wo->ne[0], false, &S->o_t);
         }
         if (!rc && s->method == SF_SPARSE_PREDICTOR && S->site[SF_SITE_FFN_HIDDEN].on) {
             const sf_gguf_tensor *a, *b;

@@ -8,13 +8,15 @@
  *   sparsefuse.sparsity.base.name     str   general.name of the base model
  *   sparsefuse.sparsity.base.fingerprint u64 sf_sparse_fingerprint of the base
  *   sparsefuse.sparsity.base.n_layer / n_embd   u32
- *   sparsefuse.sparsity.{ffn_in,ffn_hidden}.threshold  f32[n_layer]
- *   sparsefuse.sparsity.{ffn_in,ffn_hidden}.level      f32[n_layer]
+ *   sparsefuse.sparsity.{ffn_in,ffn_hidden,attn_in,attn_out}.threshold  f32[n_layer]
+ *   sparsefuse.sparsity.{ffn_in,ffn_hidden,attn_in,attn_out}.level      f32[n_layer]
  *       level: calibrated fraction of channels skipped; 0 = that site of
- *       that layer runs dense
+ *       that layer runs dense (the attn_* keys may be absent: dense)
  * Tensors per layer N whose site is sparse:
  *   blk.N.ffn_gate_t, blk.N.ffn_up_t  {n_ff, n_embd}: row j = column j of gate/up (ffn_in, TEAL/WINA)
  *   blk.N.ffn_down_t                  {n_embd, n_ff}: row i = column i of down (ffn_hidden)
+ *   blk.N.attn_{q,k,v}_t  {n_out, n_embd}: row j = column j of Wq, Wk, Wv (attn_in)
+ *   blk.N.attn_output_t   {n_embd, n_head * head_dim_v}: row j = column j of Wo (attn_out)
  *   blk.N.ffn_in_scale  f32[n_embd], blk.N.ffn_hidden_scale f32[n_ff]: WINA's column norms
  * predictor (sparse/predictor.h): neuron i is computed where |act(ĝ_i)| > the
  * predictor threshold, and kept where then also |act(g_i)| > the ffn_hidden
@@ -36,10 +38,13 @@
 
 #define SF_SPARSE_ARCH "sparsefuse-sparsity"
 #define SF_SPARSE_VERSION 1u
+#define SF_SPARSE_SLOTS 3 /* partial products per thread: gate and up, or q, k and v */
 
-/* The two places of an FFN where channels are skipped. */
-typedef enum { SF_SITE_FFN_IN, SF_SITE_FFN_HIDDEN, SF_SITES } sf_sparse_site;
-extern const char *const sf_sparse_site_names[SF_SITES]; /* "ffn_in", "ffn_hidden" */
+/* The places where channels are skipped: the FFN's input and hidden
+ * activations, and (TEAL with --attention) the attention's input, which
+ * q, k and v read, and its output, which Wo reads. */
+typedef enum { SF_SITE_FFN_IN, SF_SITE_FFN_HIDDEN, SF_SITE_ATTN_IN, SF_SITE_ATTN_OUT, SF_SITES } sf_sparse_site;
+extern const char *const sf_sparse_site_names[SF_SITES]; /* "ffn_in", "ffn_hidden", "attn_in", "attn_out" */
 
 typedef struct {
     bool on;             /* level > 0: this site of this layer is sparse */
@@ -54,6 +59,8 @@ typedef struct {
     const sf_gguf_tensor *gate_t, *up_t;
     /* ffn_hidden: transposed down, n_ff rows of n_embd values (every method) */
     const sf_gguf_tensor *down_t;
+    /* attn_in: transposed q, k, v, n_embd rows each; attn_out: transposed Wo */
+    const sf_gguf_tensor *q_t, *k_t, *v_t, *o_t;
     sf_predictor pred;    /* predictor: its matrices (a, b NULL otherwise) */
     float pred_threshold; /* predictor: neuron i computed where |act(ĝ_i)| > this */
 } sf_sparse_layer;

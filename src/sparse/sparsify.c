@@ -64,6 +64,7 @@ typedef struct {
     owned_tensor gate_t, up_t, down_t;
     float *in_scale, *hidden_scale; /* WINA: [n_embd], [n_ff] */
     owned_tensor pred_a, pred_b;    /* predictor: Q8_0 {n_embd, rank}, {rank, n_ff} */
+    owned_tensor q_t, k_t, v_t, o_t; /* --attention: transposed Wq, Wk, Wv, Wo */
     float explained, recall, mass;  /* predictor, on the calibration text */
     float t_pred;                   /* predictor: its threshold on |act(ĝ_i)| */
 } layer_out;
@@ -141,6 +142,13 @@ static int build_layer(const sf_layer *L, const sf_sparsify_params *p, int64_t n
     if (!rc) {
         const sf_type t = p->wt_type >= 0 ? (sf_type)p->wt_type : transposed_type(L->ffn_down->type, n_embd);
         rc = transpose(L->ffn_down, t, &o->down_t, sq_h, e);
+    }
+    if (!rc && p->attention) {
+        const sf_gguf_tensor *w[4] = {L->wq, L->wk, L->wv, L->wo};
+        owned_tensor *t[4] = {&o->q_t, &o->k_t, &o->v_t, &o->o_t};
+        for (int i = 0; !rc && i < 4; i++)
+            rc = transpose(w[i], p->wt_type >= 0 ? (sf_type)p->wt_type : transposed_type(w[i]->type, w[i]->ne[1]), t[i],
+                           NULL, e);
     }
     if (!rc && wina) {
         o->in_scale = sqrt_norms(sq_in, n_embd);
@@ -293,6 +301,21 @@ static void on_ffn(void *user, int layer, const int *row_token, int T, const flo
     }
 }
 
+/* run-plan hook: the attention's input and output channels (TEAL --attention) */
+static void on_attn(void *user, int layer, const int *row_token, int T, const float *xn, const float *att, int n_att) {
+    (void)row_token;
+    calib *k = user;
+    const int E = k->m->n_embd;
+    reservoir *r = &k->res[(size_t)layer * SF_SITES];
+    float *s = k->scratch;
+    for (int t = 0; t < T; t++) {
+        for (int j = 0; j < E; j++) s[j] = fabsf(xn[(size_t)t * E + j]);
+        keep(k, &r[SF_SITE_ATTN_IN], s, E);
+        for (int j = 0; j < n_att; j++) s[j] = fabsf(att[(size_t)t * n_att + j]);
+        keep(k, &r[SF_SITE_ATTN_OUT], s, n_att);
+    }
+}
+
 static int cmp_float(const void *a, const void *b) {
     const float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
@@ -437,7 +460,10 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
     calib k = {.m = m, .method = p->method, .lo = lo, .rng = 0x9e3779b97f4a7c15ull};
     const size_t n_res = (size_t)m->n_layer * SF_SITES;
     k.res = calloc(n_res, sizeof *k.res);
-    k.scratch = malloc(sizeof(float) * (size_t)(m->n_ff_max > m->n_embd ? m->n_ff_max : m->n_embd));
+    size_t n_scratch = (size_t)(m->n_ff_max > m->n_embd ? m->n_ff_max : m->n_embd);
+    const size_t n_att = (size_t)m->n_head_max * (size_t)m->head_dim_v;
+    if (n_att > n_scratch) n_scratch = n_att;
+    k.scratch = malloc(sizeof(float) * n_scratch);
     int32_t *buf = malloc(sizeof(int32_t) * (size_t)n_ctx);
     int rc = k.res && k.scratch && buf ? SF_OK : sf_fail(SF_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < n_res; i++)
@@ -449,7 +475,7 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
     sf_context *c = rc ? NULL : sf_context_new(m, &cp);
     if (!rc && !c) rc = SF_ERR_NOMEM;
     chunk_run run = {m, c, tokens, n_chunks, n_ctx, per_chunk, bos, buf, p, pred ? 3 : 1};
-    const sf_run_plan plan = {.on_ffn = on_ffn, .user = &k};
+    const sf_run_plan plan = {.on_ffn = on_ffn, .on_attn = p->attention ? on_attn : NULL, .user = &k};
     *n_used = n_chunks * n_ctx;
     if (!rc) rc = run_pass(&run, &plan, 0);
     if (!rc && pred) {
@@ -464,7 +490,9 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
     }
     for (int l = 0; !rc && l < m->n_layer; l++)
         for (int s = 0; s < SF_SITES; s++) {
-            const bool used = s == SF_SITE_FFN_HIDDEN || p->method == SF_SPARSE_TEAL || p->method == SF_SPARSE_WINA;
+            const bool ffn_in = p->method == SF_SPARSE_TEAL || p->method == SF_SPARSE_WINA;
+            const bool used = s == SF_SITE_FFN_HIDDEN || (s == SF_SITE_FFN_IN && ffn_in) ||
+                              (s >= SF_SITE_ATTN_IN && p->attention);
             float *t = &thr[s * m->n_layer + l], *v = &lvl[s * m->n_layer + l];
             if (used) quantile(&k.res[(size_t)l * SF_SITES + s], p->sparsity, t, v);
             else *t = *v = 0.0f;
@@ -555,6 +583,13 @@ static int write_sidecar(const sf_model *m, const sf_sparsify_params *p, const l
             snprintf(key, sizeof key, "blk.%d.ffn_down_t", l);
             rc = add_owned(w, key, &lo[l].down_t, bytes);
         }
+        const char *const attn_names[4] = {"attn_q_t", "attn_k_t", "attn_v_t", "attn_output_t"};
+        const owned_tensor *attn[4] = {&lo[l].q_t, &lo[l].k_t, &lo[l].v_t, &lo[l].o_t};
+        for (int i = 0; !rc && i < 4; i++)
+            if (lvl[(i < 3 ? SF_SITE_ATTN_IN : SF_SITE_ATTN_OUT) * m->n_layer + l] > 0) {
+                snprintf(key, sizeof key, "blk.%d.%s", l, attn_names[i]);
+                rc = add_owned(w, key, attn[i], bytes);
+            }
         if (!rc && hid && lo[l].pred_a.data) {
             snprintf(key, sizeof key, "blk.%d.ffn_pred_a", l);
             rc = add_owned(w, key, &lo[l].pred_a, bytes);
@@ -588,6 +623,8 @@ static int check(const sf_model *m, const sf_sparsify_params *p) {
                                              m->n_embd % 32 != 0))
         return sf_fail(SF_ERR_ARG, "predictor rank %d: a multiple of 32 in [32, n_embd = %d] is needed", p->rank,
                        m->n_embd);
+    if (p->attention && p->method != SF_SPARSE_TEAL)
+        return sf_fail(SF_ERR_ARG, "attention sparsity is built for teal, not %s", sf_sparse_method_name(p->method));
     if (p->pred_keep != 0 && p->method != SF_SPARSE_PREDICTOR)
         return sf_fail(SF_ERR_ARG, "a predictor keep is given, but the method is %s", sf_sparse_method_name(p->method));
     if (p->pred_keep != 0 && !(p->pred_keep > 1.0f - p->sparsity && p->pred_keep <= 1.0f))
@@ -595,6 +632,10 @@ static int check(const sf_model *m, const sf_sparsify_params *p) {
                        1.0f - p->sparsity);
     for (int l = 0; l < m->n_layer; l++) {
         const sf_layer *L = &m->layers[l];
+        if (p->attention && L->attn != SF_ATTN_DENSE)
+            return sf_fail(SF_ERR_UNSUPPORTED, "sparsify: layer %d has no full attention to make sparse", l);
+        if (p->attention && p->wt_type >= 0 && (!type_ok(p->wt_type, L->wq->ne[1]) || !type_ok(p->wt_type, L->wk->ne[1])))
+            return sf_fail(SF_ERR_ARG, "type %s cannot hold the transposed attention rows", sf_type_name(p->wt_type));
         if (L->ffn != SF_FFN_DENSE || L->group_first != L->group_last)
             return sf_fail(SF_ERR_UNSUPPORTED,
                            "sparsify: layer %d has no FFN of its own (fused or parallel models are not supported yet)",
@@ -654,6 +695,10 @@ int sf_sparsify(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sp
             free(lo[l].hidden_scale);
             free(lo[l].pred_a.data);
             free(lo[l].pred_b.data);
+            free(lo[l].q_t.data);
+            free(lo[l].k_t.data);
+            free(lo[l].v_t.data);
+            free(lo[l].o_t.data);
         }
     free(lo);
     free(thr);
