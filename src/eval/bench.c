@@ -55,8 +55,11 @@ static void sparse_bytes(sf_context *c, uint64_t weight_bytes, sf_bench_result *
     int n_sparse = 0;
     for (int l = 0; l < c->model->n_layer; l++) {
         const sf_sparse_layer *S = &c->sparse->layers[l];
-        if (!S->site[SF_SITE_FFN_IN].on && !S->site[SF_SITE_FFN_HIDDEN].on) continue;
         const sf_layer *L = &c->model->layers[l];
+        /* the dense matrices the sparse sites replace (their sparse reads are in st.bytes) */
+        if (S->site[SF_SITE_ATTN_IN].on) dense_ffn += L->wq->nbytes + L->wk->nbytes + L->wv->nbytes;
+        if (S->site[SF_SITE_ATTN_OUT].on) dense_ffn += L->wo->nbytes;
+        if (!S->site[SF_SITE_FFN_IN].on && !S->site[SF_SITE_FFN_HIDDEN].on) continue;
         dense_ffn += L->ffn_gate->nbytes + L->ffn_up->nbytes + L->ffn_down->nbytes;
         n_sparse++;
     }
