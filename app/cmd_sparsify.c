@@ -50,7 +50,8 @@ int cmd_sparsify(int argc, char **argv) {
         "docs/sparsity.md). Runs the dense model over the calibration text, keeps a\n"
         "sample of each layer's channel scores and sets per-layer thresholds so that a\n"
         "fraction S of the channels falls below them (the predictor takes three passes:\n"
-        "it is fitted by least squares first, and its recall is measured last). Writes a side-car GGUF with the thresholds and the matrices the sparse\n"
+        "it is fitted by least squares first, and its recall is measured last).\n"
+        "Writes a side-car GGUF with the thresholds and the matrices the sparse\n"
         "kernels read transposed (one quantized row per channel), bound to this model:\n"
         "run, chat, bench, perplexity, hellaswag and compare take it with --sparse.\n"
         "Sparsity 0 writes a side-car that runs every layer dense.",
