@@ -447,6 +447,15 @@ static int alloc_predictor(calib *k, const sf_model *m, int n_ctx, int rank) {
     return SF_OK;
 }
 
+/* Whether a method calibrates this site (only those get a reservoir). */
+static bool site_used(const sf_sparsify_params *p, sf_sparse_site s) {
+    switch (s) {
+    case SF_SITE_FFN_IN: return p->method == SF_SPARSE_TEAL || p->method == SF_SPARSE_WINA;
+    case SF_SITE_FFN_HIDDEN: return true;
+    default: return p->attention;
+    }
+}
+
 static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sparsify_params *p,
                      layer_out *lo, float *thr, float *lvl, int64_t *n_used) {
     const int n_ctx = p->n_ctx;
@@ -467,7 +476,8 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
     int32_t *buf = malloc(sizeof(int32_t) * (size_t)n_ctx);
     int rc = k.res && k.scratch && buf ? SF_OK : sf_fail(SF_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < n_res; i++)
-        if (!(k.res[i].v = malloc(sizeof(float) * RESERVOIR))) rc = sf_fail(SF_ERR_NOMEM, "out of memory");
+        if (site_used(p, (sf_sparse_site)(i % SF_SITES)) && !(k.res[i].v = malloc(sizeof(float) * RESERVOIR)))
+            rc = sf_fail(SF_ERR_NOMEM, "out of memory");
     if (!rc && pred) rc = alloc_predictor(&k, m, n_ctx, p->rank);
     sf_context_params cp = sf_context_default_params();
     cp.n_ctx = cp.n_batch = n_ctx;
@@ -490,9 +500,7 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
     }
     for (int l = 0; !rc && l < m->n_layer; l++)
         for (int s = 0; s < SF_SITES; s++) {
-            const bool ffn_in = p->method == SF_SPARSE_TEAL || p->method == SF_SPARSE_WINA;
-            const bool used = s == SF_SITE_FFN_HIDDEN || (s == SF_SITE_FFN_IN && ffn_in) ||
-                              (s >= SF_SITE_ATTN_IN && p->attention);
+            const bool used = site_used(p, (sf_sparse_site)s);
             float *t = &thr[s * m->n_layer + l], *v = &lvl[s * m->n_layer + l];
             if (used) quantile(&k.res[(size_t)l * SF_SITES + s], p->sparsity, t, v);
             else *t = *v = 0.0f;
