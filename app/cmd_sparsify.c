@@ -11,7 +11,7 @@
 
 int cmd_sparsify(int argc, char **argv) {
     app_model_opts mo = {0};
-    const char *file = NULL, *out = NULL, *method = "teal", *wt_type = NULL;
+    const char *file = NULL, *out = NULL, *method = "teal", *wt_type = NULL, *level = "0.5";
     sf_sparsify_params sp = sf_sparsify_default_params();
     int n_tokens = (int)sp.n_tokens;
     const arg_spec args[] = {
@@ -33,8 +33,14 @@ int cmd_sparsify(int argc, char **argv) {
          "predictor: fraction of neurons it passes on, in (1 - S, 1]; their exact gate then keeps those above "
          "CATS's threshold at S (default: 1 - S, no verification)",
          0, 0, NULL},
-        {NULL, "--sparsity", ARG_FLOAT, &sp.sparsity, "S",
-         "fraction of channels skipped at each sparse site, in [0, 1) (default: 0.5)", 0, 0, NULL},
+        {NULL, "--sparsity", ARG_STR, &level, "S|auto:KLD",
+         "fraction of channels skipped at each sparse site, in [0, 1), or auto:KLD: per-layer levels, the "
+         "sparsest allocation found whose mean KL divergence against the dense model on the first "
+         "--auto-chunks calibration chunks stays within KLD (not the predictor) (default: 0.5)",
+         0, 0, NULL},
+        {NULL, "--auto-chunks", ARG_INT, &sp.auto_chunks, "N",
+         "auto:KLD: calibration chunks the KLD is measured on, their second halves (default: 2)", 1, 1 << 16,
+         NULL},
         {NULL, "--tokens", ARG_INT, &n_tokens, "N", "calibration tokens, in whole chunks of -c (default: 8192)", 8,
          1 << 26, NULL},
         {"-c", "--ctx-size", ARG_INT, &sp.n_ctx, "N", "calibration chunk length in tokens (default: 512)", 8, 1 << 16,
@@ -54,14 +60,27 @@ int cmd_sparsify(int argc, char **argv) {
         "Writes a side-car GGUF with the thresholds and the matrices the sparse\n"
         "kernels read transposed (one quantized row per channel), bound to this model:\n"
         "run, chat, bench, perplexity, hellaswag and compare take it with --sparse.\n"
-        "Sparsity 0 writes a side-car that runs every layer dense.",
+        "Sparsity 0 writes a side-car that runs every layer dense. With auto:KLD the\n"
+        "levels are per layer: each layer is probed alone at two levels, and the\n"
+        "allocations a cost model proposes are run on the calibration chunks until one\n"
+        "is measured within the budget (about 2 x layers + 8 runs; -v shows them).",
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;
     if (!file) return args_error(&cmd, "no calibration text: give -f FILE");
     if (!out) return args_error(&cmd, "no output: give -o SIDE.gguf");
-    if (!(sp.sparsity >= 0.0f && sp.sparsity < 1.0f))
-        return args_error(&cmd, "--sparsity %g is outside [0, 1)", sp.sparsity);
+    char *end = NULL;
+    if (strncmp(level, "auto:", 5) == 0) {
+        const double b = strtod(level + 5, &end);
+        if (end == level + 5 || *end || !(b > 0 && b < 1e3))
+            return args_error(&cmd, "--sparsity %s: auto: needs a KLD budget > 0, e.g. auto:0.1", level);
+        sp.kld_budget = (float)b;
+    } else {
+        const double v = strtod(level, &end);
+        if (end == level || *end) return args_error(&cmd, "--sparsity %s is neither a number nor auto:KLD", level);
+        if (!(v >= 0.0 && v < 1.0)) return args_error(&cmd, "--sparsity %g is outside [0, 1)", v);
+        sp.sparsity = (float)v;
+    }
     if (sf_sparse_method_parse(method, &sp.method) != SF_OK) return args_error(&cmd, "%s", sf_last_error());
     if (wt_type) {
         sp.wt_type = sf_sparse_type_parse(wt_type);
@@ -88,16 +107,25 @@ int cmd_sparsify(int argc, char **argv) {
     app_progress_init(&ui, "sparsify", NULL);
     sp.progress = app_progress_bar;
     sp.user = &ui;
-    fprintf(stderr, "sparsify: %s at %.0f %%, %d tokens of text, calibrating on up to %d in chunks of %d\n",
-            sf_sparse_method_name(sp.method), 100.0 * sp.sparsity, n_tok, n_tokens, sp.n_ctx);
+    if (sp.kld_budget > 0)
+        fprintf(stderr, "sparsify: %s, per-layer levels within a mean KLD of %g, %d tokens of text, calibrating on up "
+                        "to %d in chunks of %d\n",
+                sf_sparse_method_name(sp.method), sp.kld_budget, n_tok, n_tokens, sp.n_ctx);
+    else
+        fprintf(stderr, "sparsify: %s at %.0f %%, %d tokens of text, calibrating on up to %d in chunks of %d\n",
+                sf_sparse_method_name(sp.method), 100.0 * sp.sparsity, n_tok, n_tokens, sp.n_ctx);
     sf_sparsify_result res;
     if (sf_sparsify(m, toks, n_tok, &sp, out, &res) != SF_OK) {
         rc = app_fail(&cmd, "sparsify");
         goto done;
     }
     printf("method            %s\n", sf_sparse_method_name(sp.method));
-    printf("target sparsity   %.3f\n", sp.sparsity);
-    printf("calibrated level  %.4f (mean over the sparse sites)\n", res.level_mean);
+    if (sp.kld_budget > 0) {
+        printf("target            auto: mean KLD <= %g\n", sp.kld_budget);
+        printf("measured          KLD %.4f, same top %.1f %% (%d calibration chunks, scored halves)\n", res.kld,
+               100.0 * res.same_top, sp.auto_chunks);
+    } else printf("target sparsity   %.3f\n", sp.sparsity);
+    printf("calibrated level  %.4f (mean over the method's sites of every layer)\n", res.level_mean);
     printf("calibration       %lld tokens\n", (long long)res.n_tokens);
     printf("transposed NMSE   %.3e (re-quantized weights vs the originals)\n", res.transpose_nmse);
     if (sp.method == SF_SPARSE_PREDICTOR) {

@@ -36,6 +36,10 @@ int sf_sparse_type_parse(const char *name);
 typedef struct {
     sf_sparse_method method;
     float sparsity;       /* target fraction of skipped channels per site, [0, 1) */
+    float kld_budget;     /* > 0: auto:KLD, per-layer levels instead of `sparsity`: the sparsest
+                           * allocation found whose mean KL divergence against the dense model on the
+                           * first auto_chunks calibration chunks stays within this (not the predictor) */
+    int auto_chunks;      /* auto:KLD: chunks of n_ctx the KLD is measured on, scored half (default 2) */
     int n_ctx;            /* tokens per calibration chunk (default 512) */
     int64_t n_tokens;     /* calibration tokens, whole chunks (default 8192) */
     int n_threads;        /* 0: physical cores */
@@ -45,7 +49,7 @@ typedef struct {
     float pred_keep;      /* predictor: fraction of neurons it passes on, in (1 - sparsity, 1]: the
                            * exact gate of those then keeps the ones above CATS's threshold (predict,
                            * then verify); 0 (default): 1 - sparsity, the predicted set is final */
-    sf_progress_fn progress; /* what = "calibrate" (passes) or "transpose" (tensors) */
+    sf_progress_fn progress; /* what = "calibrate" (passes), "transpose" (tensors) or "auto" (KLD runs) */
     void *user;
 } sf_sparsify_params;
 
@@ -54,7 +58,8 @@ sf_sparsify_params sf_sparsify_default_params(void);
 /* What sf_sparsify measured and wrote. */
 typedef struct {
     int64_t n_tokens;           /* calibration tokens used */
-    double level_mean;          /* mean calibrated sparsity over the sparse sites */
+    double level_mean;          /* mean calibrated sparsity over the method's sites of every layer */
+    double kld, same_top;       /* auto:KLD: mean KLD and same-top fraction measured for the levels chosen */
     double transpose_nmse;      /* NMSE of the re-quantized transposed weights vs the originals */
     uint64_t side_bytes;        /* tensor bytes written */
     /* predictor only (0 otherwise), means over the layers, on the calibration text: */

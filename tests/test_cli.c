@@ -438,6 +438,11 @@ static void test_sparsify_compare_plot(void **state) {
     assert_int_equal(circles, 2);
     expect_usage_error(RUN("compare", "-m", mp, "--sparse", side, "-f", text, "--no-bench", "--plot", svg),
                        "--plot needs the speed tests");
+    /* --sparsity: a level or auto:KLD, nothing else */
+    expect_usage_error(RUN("sparsify", "-m", mp, "-f", text, "--sparsity", "auto:", "-o", side), "auto: needs a KLD");
+    expect_usage_error(RUN("sparsify", "-m", mp, "-f", text, "--sparsity", "auto:-1", "-o", side), "auto: needs a KLD");
+    expect_usage_error(RUN("sparsify", "-m", mp, "-f", text, "--sparsity", "half", "-o", side), "neither a number");
+    expect_usage_error(RUN("sparsify", "-m", mp, "-f", text, "--sparsity", "1", "-o", side), "outside [0, 1)");
     unlink(side);
     unlink(svg);
 }

@@ -14,6 +14,9 @@
  *    were calibrated on;
  *  - a token that runs sparse gives the same logits in a batch (perplexity's
  *    policy) as decoded alone;
+ *  - auto:KLD: the allocation found stays within the budget, and the KLD it
+ *    reports is the KLD the written side-car gives, recomputed here in
+ *    double precision; a budget nothing fits gives the dense model;
  *  - bad input: a side-car for another model, a malformed file, a sparsity
  *    outside [0, 1), an unknown method — errors that say so, no file left. */
 #include <math.h>
@@ -567,6 +570,95 @@ static void test_bad_input(void **state) {
     sf_model_free(other);
 }
 
+/* ---- auto:KLD: the reported KLD is the side-car's, within the budget */
+
+/* mean KL(dense || sparse) over the scored halves of the first n_chunks
+ * calibration chunks, in double, as sparsify lays them out */
+static double side_kld(sf_model *m, const char *side, int n_ctx, int n_chunks, double *level_mean) {
+    const bool bos = sf_model_add_bos(m) && sf_token_bos(m) >= 0;
+    const int per = bos ? n_ctx - 1 : n_ctx, first = n_ctx / 2, V = m->n_vocab;
+    sf_context_params cp = sf_context_default_params();
+    cp.n_ctx = cp.n_batch = n_ctx;
+    cp.n_threads = 2;
+    sf_context *d = sf_context_new(m, &cp), *s = sf_context_new(m, &cp);
+    assert_non_null(d);
+    assert_non_null(s);
+    assert_int_equal(sf_context_use_sparse(s, side), SF_OK);
+    sf_context_sparse_policy(s, 1, first);
+    double sum = 0, lv = 0;
+    int n = 0, nl = 0;
+    for (int l = 0; l < m->n_layer; l++)
+        for (int k = SF_SITE_FFN_IN; k <= SF_SITE_FFN_HIDDEN; k++, nl++) lv += s->sparse->layers[l].site[k].level;
+    *level_mean = lv / nl;
+    int32_t *buf = malloc(sizeof(int32_t) * n_ctx);
+    for (int ch = 0; ch < n_chunks; ch++) {
+        int k = 0;
+        if (bos) buf[k++] = sf_token_bos(m);
+        memcpy(buf + k, g_calib + (size_t)ch * per, sizeof(int32_t) * per);
+        assert_int_equal(sf_kv_truncate(d, 0), SF_OK);
+        assert_int_equal(sf_kv_truncate(s, 0), SF_OK);
+        assert_int_equal(sf_decode(d, buf, n_ctx, true), SF_OK);
+        assert_int_equal(sf_decode(s, buf, n_ctx, true), SF_OK);
+        for (int t = first; t < n_ctx - 1; t++, n++) {
+            const float *p = sf_get_logits(d, t), *q = sf_get_logits(s, t);
+            double mp = p[0], mq = q[0], zp = 0, zq = 0, kl = 0;
+            for (int v = 1; v < V; v++) mp = p[v] > mp ? p[v] : mp, mq = q[v] > mq ? q[v] : mq;
+            for (int v = 0; v < V; v++) zp += exp(p[v] - mp), zq += exp(q[v] - mq);
+            for (int v = 0; v < V; v++) {
+                const double lp = p[v] - mp - log(zp), lq = q[v] - mq - log(zq);
+                kl += exp(lp) * (lp - lq);
+            }
+            sum += kl;
+        }
+    }
+    free(buf);
+    sf_context_free(d);
+    sf_context_free(s);
+    return sum / n;
+}
+
+static void test_auto_kld(void **state) {
+    (void)state;
+    sf_model *m = tiny("f32", 8);
+    assert_non_null(m);
+    sf_sparsify_params p = sf_sparsify_default_params();
+    p.method = SF_SPARSE_TEAL;
+    p.n_ctx = 128;
+    p.n_tokens = N_CALIB;
+    p.n_threads = 2;
+    p.auto_chunks = 2;
+    const float budgets[2] = {0.02f, 1e-9f};
+    for (int i = 0; i < 2; i++) {
+        p.kld_budget = budgets[i];
+        const char *side = path_in(i ? "auto-none.gguf" : "auto.gguf");
+        sf_sparsify_result r;
+        assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, side, &r), SF_OK);
+        double level;
+        const double kld = side_kld(m, side, p.n_ctx, p.auto_chunks, &level);
+        print_message("auto:%g: level %.3f (side-car %.3f), KLD %.6f reported, %.6f recomputed\n", budgets[i],
+                      r.level_mean, level, r.kld, kld);
+        assert_true(r.kld <= budgets[i]);
+        assert_true(fabs(r.level_mean - level) < 1e-6);
+        if (i == 0) {
+            assert_true(r.level_mean > 0.1); /* something sparse fits */
+            assert_true(fabs(kld - r.kld) <= 0.02 * r.kld + 1e-5); /* the base rows are 16-bit */
+        } else {
+            assert_true(r.level_mean == 0 && r.kld == 0 && kld < 1e-12); /* dense */
+        }
+    }
+    /* not for the predictor; a budget below 0 */
+    p.method = SF_SPARSE_PREDICTOR;
+    p.kld_budget = 0.1f;
+    const char *none = path_in("auto-bad.gguf");
+    assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, none, NULL), SF_ERR_UNSUPPORTED);
+    assert_non_null(strstr(sf_last_error(), "not the predictor"));
+    p.method = SF_SPARSE_CATS;
+    p.kld_budget = -1;
+    assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, none, NULL), SF_ERR_ARG);
+    assert_int_not_equal(access(none, F_OK), 0);
+    sf_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_level_zero_is_dense),
@@ -579,6 +671,7 @@ int main(void) {
         cmocka_unit_test(test_calibrated_density),
         cmocka_unit_test(test_batch_policy_matches_decode),
         cmocka_unit_test(test_attention_token),
+        cmocka_unit_test(test_auto_kld),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

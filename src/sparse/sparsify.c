@@ -20,13 +20,13 @@
 #include "model/context.h"
 #include "model/ops.h"
 #include "sparse/sparse.h"
+#include "sparse/sparsify_impl.h"
 #include "tensor/types.h"
 
-#define RESERVOIR (1 << 18) /* scores kept per (layer, site) */
 
 sf_sparsify_params sf_sparsify_default_params(void) {
     sf_sparsify_params p = {.method = SF_SPARSE_TEAL, .sparsity = 0.5f, .n_ctx = 512, .n_tokens = 8192,
-                            .n_threads = 0, .wt_type = -1, .rank = 64};
+                            .n_threads = 0, .wt_type = -1, .rank = 64, .auto_chunks = 2};
     return p;
 }
 
@@ -52,22 +52,6 @@ static bool type_ok(int type, int64_t n) {
     return tr && tr->quantize && tr->dequantize && tr->axpy_rows &&
            tr->vec_dot && n % tr->block_size == 0;
 }
-
-typedef struct {
-    void *data;
-    size_t nbytes;
-    sf_type type;
-    int64_t ne0, ne1; /* ne1 rows of ne0 values */
-} owned_tensor;
-
-typedef struct {
-    owned_tensor gate_t, up_t, down_t;
-    float *in_scale, *hidden_scale; /* WINA: [n_embd], [n_ff] */
-    owned_tensor pred_a, pred_b;    /* predictor: Q8_0 {n_embd, rank}, {rank, n_ff} */
-    owned_tensor q_t, k_t, v_t, o_t; /* --attention: transposed Wq, Wk, Wv, Wo */
-    float explained, recall, mass;  /* predictor, on the calibration text */
-    float t_pred;                   /* predictor: its threshold on |act(ĝ_i)| */
-} layer_out;
 
 typedef struct {
     double err, ref; /* Σ (Wt' - W)², Σ W² over every transposed matrix */
@@ -163,13 +147,6 @@ static int build_layer(const sf_layer *L, const sf_sparsify_params *p, int64_t n
 /* ------------------------------------------------------------ calibration */
 
 typedef struct {
-    float *v; /* [RESERVOIR] */
-    int64_t seen;
-    double w;     /* Algorithm L's running weight */
-    int64_t next; /* index of the next score that enters once full */
-} reservoir;
-
-typedef struct {
     int64_t truth, hit;   /* CATS's active neurons, and those of them predicted */
     double mass, hit_mass; /* Σ|h_i| over all neurons, and over the predicted ones */
 } recall_count;
@@ -178,61 +155,20 @@ typedef struct {
     const sf_model *m;
     sf_sparse_method method;
     const layer_out *lo;
-    reservoir *res; /* [n_layer][SF_SITES] */
+    sf_reservoir *res; /* [n_layer][SF_SITES] */
     uint64_t rng;
     float *scratch; /* [n_ff_max] */
     /* predictor */
     int pass;                 /* 0: covariance, 1: scores, 2: recall */
     double **cov;             /* [n_layer][n_embd²] Σ x̃ x̃ᵀ, upper triangle */
     double *xd;               /* [n_ctx][n_embd] a batch's x̃ in double */
-    reservoir *truth;         /* [n_layer] CATS's scores |act(g_i)| */
+    sf_reservoir *truth;         /* [n_layer] CATS's scores |act(g_i)| */
     bool verify;              /* the exact gate of the predicted neurons applies CATS's threshold */
     float *t_truth;           /* [n_layer] CATS's at the same level */
     recall_count *rc;         /* [n_layer] */
     void *p_scratch, *p_zq;   /* sf_predictor_project's */
     float *y;                 /* [n_ff_max] ĝ */
 } calib;
-
-static uint64_t next_rand(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static double uniform(calib *k) { return ((double)(next_rand(&k->rng) >> 11) + 0.5) * 0x1.0p-53; }
-
-/* The gap to the next score that enters a full reservoir (Li's Algorithm L). */
-static void advance(calib *k, reservoir *r) {
-    r->w *= exp(log(uniform(k)) / RESERVOIR);
-    r->next += (int64_t)floor(log(uniform(k)) / log1p(-r->w)) + 1;
-}
-
-/* Reservoir sampling: every score seen has the same chance to be kept;
- * once full, one random draw per score that enters, not per score seen.
- * r->seen is the index (over all scores) of v[i]. */
-static void keep(calib *k, reservoir *r, const float *v, int64_t n) {
-    int64_t i = 0;
-    for (; i < n && r->seen < RESERVOIR; i++) {
-        r->v[r->seen++] = v[i];
-        if (r->seen == RESERVOIR) {
-            r->w = 1.0;
-            r->next = RESERVOIR - 1;
-            advance(k, r);
-        }
-    }
-    while (i < n) {
-        const int64_t skip = r->next - r->seen; /* scores passed over before the next that enters */
-        if (skip >= n - i) {
-            r->seen += n - i;
-            return;
-        }
-        i += skip;
-        r->seen += skip + 1;
-        r->v[next_rand(&k->rng) % RESERVOIR] = v[i++];
-        advance(k, r);
-    }
-}
 
 static sf_predictor predictor_of(const layer_out *lo, const sf_model *m, int layer, int rank) {
     return (sf_predictor){lo->pred_a.data, lo->pred_b.data, rank, m->n_embd, m->layers[layer].n_ff};
@@ -248,7 +184,7 @@ static void on_ffn_predictor(calib *k, int layer, int T, const float *xn, const 
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, E, T, 1.0, k->xd, E, 1.0, k->cov[layer], E);
         for (int t = 0; t < T; t++) {
             for (int i = 0; i < n_ff; i++) s[i] = fabsf(sf_gate_act(g[(size_t)t * n_ff + i], act));
-            keep(k, &k->truth[layer], s, n_ff);
+            sf_reservoir_keep(&k->truth[layer], &k->rng, s, n_ff);
         }
         return;
     }
@@ -258,7 +194,7 @@ static void on_ffn_predictor(calib *k, int layer, int T, const float *xn, const 
         sf_predictor_scores(&P, k->p_zq, 0, n_ff, k->y);
         for (int i = 0; i < n_ff; i++) s[i] = fabsf(sf_gate_act(k->y[i], act));
         if (k->pass == 1) {
-            keep(k, &k->res[(size_t)layer * SF_SITES + SF_SITE_FFN_HIDDEN], s, n_ff);
+            sf_reservoir_keep(&k->res[(size_t)layer * SF_SITES + SF_SITE_FFN_HIDDEN], &k->rng, s, n_ff);
             continue;
         }
         recall_count *r = &k->rc[layer];
@@ -285,19 +221,19 @@ static void on_ffn(void *user, int layer, const int *row_token, int T, const flo
     }
     const int E = k->m->n_embd;
     const layer_out *lo = &k->lo[layer];
-    reservoir *r = &k->res[(size_t)layer * SF_SITES];
+    sf_reservoir *r = &k->res[(size_t)layer * SF_SITES];
     float *s = k->scratch;
     for (int t = 0; t < T; t++) {
         if (k->method != SF_SPARSE_CATS) {
             const float *x = xn + (size_t)t * E;
             for (int j = 0; j < E; j++) s[j] = fabsf(x[j]) * (lo->in_scale ? lo->in_scale[j] : 1.0f);
-            keep(k, &r[SF_SITE_FFN_IN], s, E);
+            sf_reservoir_keep(&r[SF_SITE_FFN_IN], &k->rng, s, E);
         }
         const float *hh = h + (size_t)t * n_ff, *gg = g + (size_t)t * n_ff;
         for (int i = 0; i < n_ff; i++)
             s[i] = k->method == SF_SPARSE_CATS ? fabsf(sf_gate_act(gg[i], k->m->ffn_act))
                                                : fabsf(hh[i]) * (lo->hidden_scale ? lo->hidden_scale[i] : 1.0f);
-        keep(k, &r[SF_SITE_FFN_HIDDEN], s, n_ff);
+        sf_reservoir_keep(&r[SF_SITE_FFN_HIDDEN], &k->rng, s, n_ff);
     }
 }
 
@@ -306,36 +242,14 @@ static void on_attn(void *user, int layer, const int *row_token, int T, const fl
     (void)row_token;
     calib *k = user;
     const int E = k->m->n_embd;
-    reservoir *r = &k->res[(size_t)layer * SF_SITES];
+    sf_reservoir *r = &k->res[(size_t)layer * SF_SITES];
     float *s = k->scratch;
     for (int t = 0; t < T; t++) {
         for (int j = 0; j < E; j++) s[j] = fabsf(xn[(size_t)t * E + j]);
-        keep(k, &r[SF_SITE_ATTN_IN], s, E);
+        sf_reservoir_keep(&r[SF_SITE_ATTN_IN], &k->rng, s, E);
         for (int j = 0; j < n_att; j++) s[j] = fabsf(att[(size_t)t * n_att + j]);
-        keep(k, &r[SF_SITE_ATTN_OUT], s, n_att);
+        sf_reservoir_keep(&r[SF_SITE_ATTN_OUT], &k->rng, s, n_att);
     }
-}
-
-static int cmp_float(const void *a, const void *b) {
-    const float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* The threshold skipping a fraction s of the scores (those <= it), and the
- * fraction of the kept scores it actually skips. */
-static void quantile(reservoir *r, float s, float *threshold, float *level) {
-    const int64_t n = r->seen < RESERVOIR ? r->seen : RESERVOIR;
-    *threshold = 0.0f;
-    *level = 0.0f;
-    if (n == 0 || s <= 0.0f) return;
-    qsort(r->v, (size_t)n, sizeof(float), cmp_float);
-    int64_t i = (int64_t)floor((double)s * (double)n);
-    if (i >= n) i = n - 1;
-    if (i < 1) i = 1;
-    *threshold = r->v[i - 1];
-    int64_t below = 0;
-    while (below < n && r->v[below] <= *threshold) below++;
-    *level = (float)((double)below / (double)n);
 }
 
 /* The dense model over the calibration chunks once, the hook in plan seeing
@@ -407,9 +321,9 @@ static int fit_predictors(const sf_model *m, calib *k, layer_out *lo, int64_t n_
 static void free_calib(calib *k, int n_layer) {
     const size_t n_res = (size_t)n_layer * SF_SITES;
     if (k->res)
-        for (size_t i = 0; i < n_res; i++) free(k->res[i].v);
+        for (size_t i = 0; i < n_res; i++) sf_reservoir_free(&k->res[i]);
     if (k->truth)
-        for (int l = 0; l < n_layer; l++) free(k->truth[l].v);
+        for (int l = 0; l < n_layer; l++) sf_reservoir_free(&k->truth[l]);
     if (k->cov)
         for (int l = 0; l < n_layer; l++) free(k->cov[l]);
     free(k->res);
@@ -438,7 +352,7 @@ static int alloc_predictor(calib *k, const sf_model *m, int n_ctx, int rank) {
     if (!k->truth || !k->cov || !k->xd || !k->t_truth || !k->rc || !k->p_scratch || !k->p_zq || !k->y)
         return sf_fail(SF_ERR_NOMEM, "out of memory");
     for (int l = 0; l < m->n_layer; l++) {
-        k->truth[l].v = malloc(sizeof(float) * RESERVOIR);
+        k->truth[l].v = malloc(sizeof(float) * SF_RESERVOIR);
         k->cov[l] = calloc((size_t)(E * E), sizeof(double));
         if (!k->truth[l].v || !k->cov[l])
             return sf_fail(SF_ERR_NOMEM, "out of memory for the %lld x %lld input covariances", (long long)E,
@@ -448,7 +362,7 @@ static int alloc_predictor(calib *k, const sf_model *m, int n_ctx, int rank) {
 }
 
 /* Whether a method calibrates this site (only those get a reservoir). */
-static bool site_used(const sf_sparsify_params *p, sf_sparse_site s) {
+bool sparsify_site_used(const sf_sparsify_params *p, sf_sparse_site s) {
     switch (s) {
     case SF_SITE_FFN_IN: return p->method == SF_SPARSE_TEAL || p->method == SF_SPARSE_WINA;
     case SF_SITE_FFN_HIDDEN: return true;
@@ -456,8 +370,21 @@ static bool site_used(const sf_sparsify_params *p, sf_sparse_site s) {
     }
 }
 
+void sparsify_rules(const sparsify_state *st, const float *layer_level, float *thr, float *lvl) {
+    const int n = st->m->n_layer;
+    for (int l = 0; l < n; l++)
+        for (int s = 0; s < SF_SITES; s++) {
+            float *t = &thr[s * n + l], *v = &lvl[s * n + l];
+            if (sparsify_site_used(st->p, (sf_sparse_site)s))
+                sf_reservoir_quantile(&st->res[(size_t)l * SF_SITES + s], layer_level[l], t, v);
+            else *t = *v = 0.0f;
+        }
+}
+
+/* The calibration passes; thr and lvl get the rules at the uniform level
+ * p->sparsity, *res_out the sorted samples (the caller frees them). */
 static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sparsify_params *p,
-                     layer_out *lo, float *thr, float *lvl, int64_t *n_used) {
+                     layer_out *lo, float *thr, float *lvl, int64_t *n_used, sf_reservoir **res_out) {
     const int n_ctx = p->n_ctx;
     const bool bos = sf_model_add_bos(m) && sf_token_bos(m) >= 0;
     const int per_chunk = bos ? n_ctx - 1 : n_ctx;
@@ -476,7 +403,7 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
     int32_t *buf = malloc(sizeof(int32_t) * (size_t)n_ctx);
     int rc = k.res && k.scratch && buf ? SF_OK : sf_fail(SF_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < n_res; i++)
-        if (site_used(p, (sf_sparse_site)(i % SF_SITES)) && !(k.res[i].v = malloc(sizeof(float) * RESERVOIR)))
+        if (sparsify_site_used(p, (sf_sparse_site)(i % SF_SITES)) && !(k.res[i].v = malloc(sizeof(float) * SF_RESERVOIR)))
             rc = sf_fail(SF_ERR_NOMEM, "out of memory");
     if (!rc && pred) rc = alloc_predictor(&k, m, n_ctx, p->rank);
     sf_context_params cp = sf_context_default_params();
@@ -495,16 +422,20 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
         if (!rc) rc = run_pass(&run, &plan, 1);
         for (int l = 0; !rc && l < m->n_layer; l++) {
             float level;
-            quantile(&k.truth[l], p->sparsity, &k.t_truth[l], &level);
+            rc = sf_reservoir_sort(&k.truth[l]);
+            if (!rc) sf_reservoir_quantile(&k.truth[l], p->sparsity, &k.t_truth[l], &level);
         }
     }
-    for (int l = 0; !rc && l < m->n_layer; l++)
-        for (int s = 0; s < SF_SITES; s++) {
-            const bool used = site_used(p, (sf_sparse_site)s);
-            float *t = &thr[s * m->n_layer + l], *v = &lvl[s * m->n_layer + l];
-            if (used) quantile(&k.res[(size_t)l * SF_SITES + s], p->sparsity, t, v);
-            else *t = *v = 0.0f;
-        }
+    for (size_t i = 0; !rc && i < n_res; i++)
+        if (k.res[i].v) rc = sf_reservoir_sort(&k.res[i]);
+    float *uniform = rc ? NULL : malloc(sizeof(float) * (size_t)m->n_layer);
+    if (!rc && !uniform) rc = sf_fail(SF_ERR_NOMEM, "out of memory");
+    if (!rc) {
+        for (int l = 0; l < m->n_layer; l++) uniform[l] = p->sparsity;
+        const sparsify_state st = {.m = m, .p = p, .lo = lo, .res = k.res};
+        sparsify_rules(&st, uniform, thr, lvl);
+    }
+    free(uniform);
     if (!rc && pred) {
         /* the predictor passes on a fraction keep; with verification the
          * exact gate then applies CATS's threshold at the asked level */
@@ -512,7 +443,7 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
         k.verify = p->pred_keep > 0 && p->sparsity > 0;
         for (int l = 0; l < m->n_layer; l++) {
             float *t = &thr[SF_SITE_FFN_HIDDEN * m->n_layer + l], *v = &lvl[SF_SITE_FFN_HIDDEN * m->n_layer + l];
-            quantile(&k.res[(size_t)l * SF_SITES + SF_SITE_FFN_HIDDEN], 1.0f - keep, &lo[l].t_pred, v);
+            sf_reservoir_quantile(&k.res[(size_t)l * SF_SITES + SF_SITE_FFN_HIDDEN], 1.0f - keep, &lo[l].t_pred, v);
             if (p->sparsity <= 0) *v = 0.0f; /* level 0: dense */
             if (k.verify) {
                 *t = k.t_truth[l];
@@ -528,6 +459,10 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
         }
     }
     sf_context_free(c);
+    if (!rc) {
+        *res_out = k.res;
+        k.res = NULL;
+    }
     free_calib(&k, m->n_layer);
     free(buf);
     return rc;
@@ -541,8 +476,10 @@ static int add_owned(sf_gguf_writer *w, const char *name, const owned_tensor *t,
     return sf_gguf_writer_add_tensor(w, name, t->type, 2, ne, t->data, t->nbytes);
 }
 
-static int write_sidecar(const sf_model *m, const sf_sparsify_params *p, const layer_out *lo, const float *thr,
-                         const float *lvl, const char *path, uint64_t *bytes) {
+int sparsify_write(const sparsify_state *st, const float *thr, const float *lvl, const char *path, uint64_t *bytes) {
+    const sf_model *m = st->m;
+    const sf_sparsify_params *p = st->p;
+    const layer_out *lo = st->lo;
     sf_gguf_writer *w = sf_gguf_writer_new();
     if (!w) return sf_fail(SF_ERR_NOMEM, "out of memory");
     int rc = sf_gguf_writer_set_str(w, "general.architecture", SF_SPARSE_ARCH);
@@ -553,6 +490,10 @@ static int write_sidecar(const sf_model *m, const sf_sparsify_params *p, const l
     if (!rc) rc = sf_gguf_writer_set_u64(w, "sparsefuse.sparsity.base.fingerprint", sf_sparse_fingerprint(m));
     if (!rc) rc = sf_gguf_writer_set_u32(w, "sparsefuse.sparsity.base.n_layer", (uint32_t)m->n_layer);
     if (!rc) rc = sf_gguf_writer_set_u32(w, "sparsefuse.sparsity.base.n_embd", (uint32_t)m->n_embd);
+    if (!rc && st->kld_budget > 0) {
+        rc = sf_gguf_writer_set_f32(w, "sparsefuse.sparsity.auto.kld_budget", (float)st->kld_budget);
+        if (!rc) rc = sf_gguf_writer_set_f32(w, "sparsefuse.sparsity.auto.kld", (float)st->kld);
+    }
     char key[160];
     if (!rc && p->method == SF_SPARSE_PREDICTOR) {
         float *ex = malloc(sizeof(float) * 3 * (size_t)m->n_layer);
@@ -626,6 +567,12 @@ static int check(const sf_model *m, const sf_sparsify_params *p) {
     if (!(p->sparsity >= 0.0f && p->sparsity < 1.0f))
         return sf_fail(SF_ERR_ARG, "sparsity %g is outside [0, 1)", p->sparsity);
     if (p->method < 0 || p->method >= SF_SPARSE_METHODS) return sf_fail(SF_ERR_ARG, "unknown sparsity method");
+    if (!(p->kld_budget >= 0.0f && p->kld_budget < 1e3f))
+        return sf_fail(SF_ERR_ARG, "KLD budget %g is not a finite value >= 0", p->kld_budget);
+    if (p->kld_budget > 0 && p->method == SF_SPARSE_PREDICTOR)
+        return sf_fail(SF_ERR_UNSUPPORTED, "auto:KLD is built for teal, cats and wina, not the predictor");
+    if (p->kld_budget > 0 && p->auto_chunks < 1)
+        return sf_fail(SF_ERR_ARG, "auto:KLD needs at least one chunk to measure on, not %d", p->auto_chunks);
     if (p->n_ctx < 8 || p->n_tokens < 1) return sf_fail(SF_ERR_ARG, "calibration chunks of %d tokens", p->n_ctx);
     if (p->method == SF_SPARSE_PREDICTOR && (p->rank < 32 || p->rank % 32 != 0 || p->rank > m->n_embd ||
                                              m->n_embd % 32 != 0))
@@ -670,17 +617,27 @@ int sf_sparsify(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sp
         if (p.progress) p.progress("transpose", l + 1, m->n_layer, p.user);
     }
     int64_t n_used = 0;
-    if (!rc) rc = calibrate(m, tokens, n_avail, &p, lo, thr, lvl, &n_used);
+    sparsify_state st = {.m = m, .p = &p, .lo = lo, .kld_budget = p.kld_budget};
+    if (!rc) rc = calibrate(m, tokens, n_avail, &p, lo, thr, lvl, &n_used, &st.res);
+    if (!rc && p.kld_budget > 0) {
+        float *level = malloc(sizeof(float) * (size_t)m->n_layer);
+        rc = level ? sparsify_auto_levels(&st, tokens, n_avail, out_path, level)
+                   : sf_fail(SF_ERR_NOMEM, "out of memory");
+        if (!rc) sparsify_rules(&st, level, thr, lvl);
+        free(level);
+    }
     uint64_t bytes = 0;
-    if (!rc) rc = write_sidecar(m, &p, lo, thr, lvl, out_path, &bytes);
+    if (!rc) rc = sparsify_write(&st, thr, lvl, out_path, &bytes);
     if (!rc && res) {
         double sum = 0;
         int n = 0;
         for (int i = 0; i < m->n_layer * SF_SITES; i++)
-            if (lvl[i] > 0) {
+            if (sparsify_site_used(&p, (sf_sparse_site)(i / m->n_layer))) {
                 sum += lvl[i];
                 n++;
             }
+        res->kld = st.kld;
+        res->same_top = st.same_top;
         res->n_tokens = n_used;
         res->level_mean = n ? sum / n : 0.0;
         res->transpose_nmse = e.ref > 0 ? e.err / e.ref : 0.0;
@@ -708,6 +665,9 @@ int sf_sparsify(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sp
             free(lo[l].v_t.data);
             free(lo[l].o_t.data);
         }
+    if (st.res)
+        for (int i = 0; i < m->n_layer * SF_SITES; i++) sf_reservoir_free(&st.res[i]);
+    free(st.res);
     free(lo);
     free(thr);
     free(lvl);

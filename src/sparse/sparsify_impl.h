@@ -1,0 +1,52 @@
+/* The pieces of sparsify that its steps share: what is built per layer, the
+ * sorted score samples, per-layer levels turned into thresholds, and the
+ * side-car writer. auto_level.c searches the levels for auto:KLD with them. */
+#ifndef SF_SPARSE_SPARSIFY_IMPL_H
+#define SF_SPARSE_SPARSIFY_IMPL_H
+
+#include "sparse/reservoir.h"
+#include "sparse/sparse.h"
+
+typedef struct {
+    void *data;
+    size_t nbytes;
+    sf_type type;
+    int64_t ne0, ne1; /* ne1 rows of ne0 values */
+} owned_tensor;
+
+typedef struct {
+    owned_tensor gate_t, up_t, down_t;
+    float *in_scale, *hidden_scale;  /* WINA: [n_embd], [n_ff] */
+    owned_tensor pred_a, pred_b;     /* predictor: Q8_0 {n_embd, rank}, {rank, n_ff} */
+    owned_tensor q_t, k_t, v_t, o_t; /* --attention: transposed Wq, Wk, Wv, Wo */
+    float explained, recall, mass;   /* predictor, on the calibration text */
+    float t_pred;                    /* predictor: its threshold on |act(ĝ_i)| */
+} layer_out;
+
+typedef struct {
+    sf_model *m;
+    const sf_sparsify_params *p;
+    const layer_out *lo;  /* [n_layer] */
+    sf_reservoir *res;    /* [n_layer][SF_SITES], sorted; v NULL where the method has no such site */
+    double kld_budget;    /* auto:KLD: the budget (0: uniform levels) */
+    double kld, same_top; /* auto:KLD: measured for the levels chosen (written when budget > 0) */
+} sparsify_state;
+
+/* Whether the method calibrates site s (only those get a sample). */
+bool sparsify_site_used(const sf_sparsify_params *p, sf_sparse_site s);
+
+/* thr, lvl [SF_SITES][n_layer]: every used site of layer l at level
+ * layer_level[l] (0: dense), from the samples. */
+void sparsify_rules(const sparsify_state *st, const float *layer_level, float *thr, float *lvl);
+
+/* The side-car with these rules (tensors only for the sparse sites). */
+int sparsify_write(const sparsify_state *st, const float *thr, const float *lvl, const char *path, uint64_t *bytes);
+
+/* auto:KLD: the per-layer levels, level[n_layer], of the sparsest
+ * allocation found whose mean KLD against the dense model on the first
+ * calibration chunks stays within st->kld_budget (auto_level.c); st->kld
+ * and st->same_top are set to what was measured for it. */
+int sparsify_auto_levels(sparsify_state *st, const int32_t *tokens, int64_t n_avail, const char *out_path,
+                         float *level);
+
+#endif
