@@ -11,7 +11,7 @@
 
 int cmd_sparsify(int argc, char **argv) {
     app_model_opts mo = {0};
-    const char *file = NULL, *out = NULL, *method = "teal", *wt_type = NULL, *level = "0.5";
+    const char *file = NULL, *out = NULL, *method = "teal", *wt_type = NULL, *level = "0.5", *correct = "none";
     sf_sparsify_params sp = sf_sparsify_default_params();
     int n_tokens = (int)sp.n_tokens;
     const arg_spec args[] = {
@@ -41,6 +41,11 @@ int cmd_sparsify(int argc, char **argv) {
         {NULL, "--auto-chunks", ARG_INT, &sp.auto_chunks, "N",
          "auto:KLD: calibration chunks the KLD is measured on, their second halves (default: 2)", 1, 1 << 16,
          NULL},
+        {NULL, "--correct-down", ARG_STR, &correct, "none|mean|ls",
+         "correct the down projection for the dropped neurons, fitted on the calibration text: mean adds their "
+         "mean contribution as a bias; ls refits down by least squares for the masked activations, with that "
+         "bias (teal, cats, wina; default: none)",
+         0, 0, NULL},
         {NULL, "--tokens", ARG_INT, &n_tokens, "N", "calibration tokens, in whole chunks of -c (default: 8192)", 8,
          1 << 26, NULL},
         {"-c", "--ctx-size", ARG_INT, &sp.n_ctx, "N", "calibration chunk length in tokens (default: 512)", 8, 1 << 16,
@@ -82,6 +87,11 @@ int cmd_sparsify(int argc, char **argv) {
         sp.sparsity = (float)v;
     }
     if (sf_sparse_method_parse(method, &sp.method) != SF_OK) return args_error(&cmd, "%s", sf_last_error());
+    static const char *const corrections[] = {"none", "mean", "ls"};
+    sp.correct_down = (sf_sparse_correction)-1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(correct, corrections[i]) == 0) sp.correct_down = (sf_sparse_correction)i;
+    if ((int)sp.correct_down < 0) return args_error(&cmd, "--correct-down %s is not none, mean or ls", correct);
     if (wt_type) {
         sp.wt_type = sf_sparse_type_parse(wt_type);
         if (sp.wt_type < 0) return args_error(&cmd, "--wt-type %s is not a type name (q8_0, q4_0, q4_k, f16...)", wt_type);
@@ -128,6 +138,7 @@ int cmd_sparsify(int argc, char **argv) {
     printf("calibrated level  %.4f (mean over the method's sites of every layer)\n", res.level_mean);
     printf("calibration       %lld tokens\n", (long long)res.n_tokens);
     printf("transposed NMSE   %.3e (re-quantized weights vs the originals)\n", res.transpose_nmse);
+    if (sp.correct_down != SF_CORRECT_NONE) printf("down correction   %s\n", correct);
     if (sp.method == SF_SPARSE_PREDICTOR) {
         printf("predictor rank    %d, %.1f %% of the dense FFN's multiply-adds\n", sp.rank, 100.0 * res.pred_flops);
         printf("gate variance     %.4f kept by the rank-%d estimate (mean over layers)\n", res.pred_explained, sp.rank);

@@ -33,6 +33,11 @@ int sf_sparse_method_parse(const char *name, sf_sparse_method *out);
 /* ggml type id of a type name ("q8_0", "Q4_K", case-insensitive); -1 if none. */
 int sf_sparse_type_parse(const char *name);
 
+/* sparsify --correct-down (docs/sparsity.md): none; the dropped neurons' mean
+ * contribution W_d E[h ⊙ ¬m] as a bias; or a least-squares refit of down for
+ * the masked activations, with that bias. */
+typedef enum { SF_CORRECT_NONE, SF_CORRECT_MEAN, SF_CORRECT_LS } sf_sparse_correction;
+
 typedef struct {
     sf_sparse_method method;
     float sparsity;       /* target fraction of skipped channels per site, [0, 1) */
@@ -40,6 +45,7 @@ typedef struct {
                            * allocation found whose mean KL divergence against the dense model on the
                            * first auto_chunks calibration chunks stays within this (not the predictor) */
     int auto_chunks;      /* auto:KLD: chunks of n_ctx the KLD is measured on, scored half (default 2) */
+    sf_sparse_correction correct_down; /* the down correction for dropped neurons (default none) */
     int n_ctx;            /* tokens per calibration chunk (default 512) */
     int64_t n_tokens;     /* calibration tokens, whole chunks (default 8192) */
     int n_threads;        /* 0: physical cores */
@@ -49,7 +55,8 @@ typedef struct {
     float pred_keep;      /* predictor: fraction of neurons it passes on, in (1 - sparsity, 1]: the
                            * exact gate of those then keeps the ones above CATS's threshold (predict,
                            * then verify); 0 (default): 1 - sparsity, the predicted set is final */
-    sf_progress_fn progress; /* what = "calibrate" (passes), "transpose" (tensors) or "auto" (KLD runs) */
+    sf_progress_fn progress; /* what = "calibrate" (passes), "transpose" (tensors), "auto" (KLD runs)
+                              * or "correct" (the down correction's passes) */
     void *user;
 } sf_sparsify_params;
 

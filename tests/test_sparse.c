@@ -17,6 +17,9 @@
  *  - auto:KLD: the allocation found stays within the budget, and the KLD it
  *    reports is the KLD the written side-car gives, recomputed here in
  *    double precision; a budget nothing fits gives the dense model;
+ *  - --correct-down: on the text it was fitted on, the FFN output error of
+ *    the masked activations falls from none to mean to ls (each is the
+ *    least-squares optimum of a larger family);
  *  - bad input: a side-car for another model, a malformed file, a sparsity
  *    outside [0, 1), an unknown method — errors that say so, no file left. */
 #include <math.h>
@@ -659,6 +662,97 @@ static void test_auto_kld(void **state) {
     sf_model_free(m);
 }
 
+/* ---- --correct-down: in-sample error none >= mean >= ls */
+
+typedef struct {
+    const sf_model *m;
+    const sf_sparse *sp[3]; /* none, mean, ls */
+    double err[3];
+} corr_check;
+
+static void corr_on_ffn(void *user, int layer, const int *row_token, int T, const float *xn, const float *g,
+                        const float *h, int n_ff) {
+    (void)row_token;
+    (void)xn;
+    corr_check *k = user;
+    const int E = k->m->n_embd;
+    const float *wd = k->m->layers[layer].ffn_down->data; /* f32 [E][n_ff] */
+    double *z = malloc(sizeof(double) * n_ff);
+    for (int t = 0; t < T; t++) {
+        for (int v = 0; v < 3; v++) {
+            const sf_sparse_layer *S = &k->sp[v]->layers[layer];
+            assert_true(S->site[SF_SITE_FFN_HIDDEN].on);
+            assert_int_equal(S->down_t->type, SF_TYPE_F32);
+            const float *wt = S->down_t->data; /* [n_ff][E] */
+            for (int i = 0; i < n_ff; i++) {
+                const float gi = g[(size_t)t * n_ff + i];
+                const bool kept = fabs(gate_act_ref(gi, k->m->ffn_act)) > S->site[SF_SITE_FFN_HIDDEN].threshold;
+                z[i] = kept ? h[(size_t)t * n_ff + i] : 0.0;
+            }
+            for (int e = 0; e < E; e++) {
+                double ref = 0, got = S->down_b ? S->down_b[e] : 0.0;
+                for (int i = 0; i < n_ff; i++) {
+                    ref += (double)wd[(size_t)e * n_ff + i] * h[(size_t)t * n_ff + i];
+                    got += (double)wt[(size_t)i * E + e] * z[i];
+                }
+                k->err[v] += (ref - got) * (ref - got);
+            }
+        }
+    }
+    free(z);
+}
+
+static void test_correct_down(void **state) {
+    (void)state;
+    sf_model *m = tiny("f32", 9);
+    assert_non_null(m);
+    const char *names[3] = {"corr-none.gguf", "corr-mean.gguf", "corr-ls.gguf"};
+    sf_context *cs[3];
+    corr_check k = {.m = m};
+    for (int v = 0; v < 3; v++) {
+        sf_sparsify_params p = sf_sparsify_default_params();
+        p.method = SF_SPARSE_CATS;
+        p.sparsity = 0.5f;
+        p.n_ctx = 128;
+        p.n_tokens = N_CALIB;
+        p.n_threads = 2;
+        p.correct_down = (sf_sparse_correction)v;
+        assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, path_in(names[v]), NULL), SF_OK);
+        cs[v] = context(m, 8);
+        assert_int_equal(sf_context_use_sparse(cs[v], path_in(names[v])), SF_OK);
+        k.sp[v] = cs[v]->sparse;
+        assert_true((k.sp[v]->layers[0].down_b != NULL) == (v > 0));
+    }
+    /* the dense model over the calibration chunks, as sparsify reads them */
+    sf_context_params cp = sf_context_default_params();
+    cp.n_ctx = cp.n_batch = 128;
+    cp.n_threads = 2;
+    sf_context *d = sf_context_new(m, &cp);
+    const bool bos = sf_model_add_bos(m) && sf_token_bos(m) >= 0;
+    const int per = bos ? 127 : 128;
+    int32_t buf[128];
+    const sf_run_plan plan = {.on_ffn = corr_on_ffn, .user = &k};
+    for (int ch = 0; ch < N_CALIB / per; ch++) {
+        int n = 0;
+        if (bos) buf[n++] = sf_token_bos(m);
+        memcpy(buf + n, g_calib + (size_t)ch * per, sizeof(int32_t) * per);
+        assert_int_equal(sf_forward(d, buf, 128, 128, &plan), SF_OK);
+    }
+    print_message("FFN output error on the calibration text: none %.6g, mean %.6g, ls %.6g\n", k.err[0], k.err[1],
+                  k.err[2]);
+    assert_true(k.err[1] <= k.err[0] * (1 + 1e-6));
+    assert_true(k.err[2] < k.err[1]);
+    sf_context_free(d);
+    for (int v = 0; v < 3; v++) sf_context_free(cs[v]);
+    /* not for the predictor */
+    sf_sparsify_params p = sf_sparsify_default_params();
+    p.method = SF_SPARSE_PREDICTOR;
+    p.correct_down = SF_CORRECT_LS;
+    assert_int_equal(sf_sparsify(m, g_calib, N_CALIB, &p, path_in("corr-bad.gguf"), NULL), SF_ERR_UNSUPPORTED);
+    assert_int_not_equal(access(path_in("corr-bad.gguf"), F_OK), 0);
+    sf_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_level_zero_is_dense),
@@ -672,6 +766,7 @@ int main(void) {
         cmocka_unit_test(test_batch_policy_matches_decode),
         cmocka_unit_test(test_attention_token),
         cmocka_unit_test(test_auto_kld),
+        cmocka_unit_test(test_correct_down),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

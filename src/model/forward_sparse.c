@@ -258,6 +258,8 @@ void sf_sparse_ffn_token(sf_context *c, const sf_layer *L, int il) {
     if (hidden) {
         sf_fw_run_region(c, region_down, &j);
         if (c->sp_split_rows) partial_sum(c, nth, 0, o, E, o == c->x);
+        if (S->down_b) /* --correct-down */
+            for (int e = 0; e < E; e++) o[e] += S->down_b[e];
     } else {
         sf_fw_quantize(c, 1, c->hb, L->n_ff, sf_fw_kinds_for(L->ffn_down, NULL, NULL));
         sf_fw_matmul(c, 1, L->ffn_down, o, E, o == c->x, 1);

@@ -231,9 +231,8 @@ int sparsify_auto_levels(sparsify_state *st, const int32_t *tokens, int64_t n_av
                          float *level) {
     sf_model *m = st->m;
     const sf_sparsify_params *p = st->p;
-    const bool bos = sf_model_add_bos(m) && sf_token_bos(m) >= 0;
-    const int n_ctx = p->n_ctx, per_chunk = bos ? n_ctx - 1 : n_ctx;
-    int64_t avail = (p->n_tokens < n_avail ? p->n_tokens : n_avail) / per_chunk;
+    const int n_ctx = p->n_ctx;
+    const int64_t avail = sparsify_n_chunks(m, p, n_avail);
     auto_eval a = {.st = st, .n_ctx = n_ctx, .first = n_ctx / 2, .n_vocab = m->n_vocab};
     a.n_score = n_ctx - 1 - a.first;
     a.n_chunks = (int)(avail < p->auto_chunks ? avail : p->auto_chunks);
@@ -248,12 +247,7 @@ int sparsify_auto_levels(sparsify_state *st, const int32_t *tokens, int64_t n_av
     int rc = a.chunks && a.base && a.thr && a.lvl && probe && tmp
                  ? SF_OK
                  : sf_fail(SF_ERR_NOMEM, "out of memory for the dense log-probs of %d chunks", a.n_chunks);
-    for (int ch = 0; !rc && ch < a.n_chunks; ch++) {
-        int32_t *buf = a.chunks + (size_t)ch * n_ctx;
-        int k = 0;
-        if (bos) buf[k++] = sf_token_bos(m);
-        memcpy(buf + k, tokens + (size_t)ch * per_chunk, sizeof(int32_t) * (size_t)per_chunk);
-    }
+    for (int ch = 0; !rc && ch < a.n_chunks; ch++) sparsify_chunk(m, tokens, n_ctx, ch, a.chunks + (size_t)ch * n_ctx);
     sf_context_params cp = sf_context_default_params();
     cp.n_ctx = cp.n_batch = n_ctx;
     cp.n_threads = p->n_threads;

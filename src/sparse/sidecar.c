@@ -192,6 +192,12 @@ static int bind(sf_sparse *s, const char *path, const sf_model *m) {
         if (!rc && S->site[SF_SITE_FFN_HIDDEN].on) {
             snprintf(key, sizeof key, "blk.%d.ffn_down_t", l);
             rc = need_tensor(g, path, key, m->n_embd, L->n_ff, false, &S->down_t);
+            const sf_gguf_tensor *b;
+            snprintf(key, sizeof key, "blk.%d.ffn_down_b", l);
+            if (!rc && sf_gguf_find_tensor(g, key)) {
+                rc = need_tensor(g, path, key, m->n_embd, 1, true, &b);
+                if (!rc) S->down_b = b->data;
+            }
         }
         const bool attn_in = S->site[SF_SITE_ATTN_IN].on, attn_out = S->site[SF_SITE_ATTN_OUT].on;
         if (!rc && (attn_in || attn_out) && (s->method != SF_SPARSE_TEAL || L->attn != SF_ATTN_DENSE))

@@ -18,6 +18,7 @@
  *   blk.N.attn_{q,k,v}_t  {n_out, n_embd}: row j = column j of Wq, Wk, Wv (attn_in)
  *   blk.N.attn_output_t   {n_embd, n_head * head_dim_v}: row j = column j of Wo (attn_out)
  *   blk.N.ffn_in_scale  f32[n_embd], blk.N.ffn_hidden_scale f32[n_ff]: WINA's column norms
+ *   blk.N.ffn_down_b    f32[n_embd] optional (--correct-down): added to the sparse down's output
  * predictor (sparse/predictor.h): neuron i is computed where |act(ĝ_i)| > the
  * predictor threshold, and kept where then also |act(g_i)| > the ffn_hidden
  * threshold (0: every predicted neuron is kept):
@@ -59,6 +60,7 @@ typedef struct {
     const sf_gguf_tensor *gate_t, *up_t;
     /* ffn_hidden: transposed down, n_ff rows of n_embd values (every method) */
     const sf_gguf_tensor *down_t;
+    const float *down_b; /* [n_embd] --correct-down's bias of the sparse down, or NULL */
     /* attn_in: transposed q, k, v, n_embd rows each; attn_out: transposed Wo */
     const sf_gguf_tensor *q_t, *k_t, *v_t, *o_t;
     sf_predictor pred;    /* predictor: its matrices (a, b NULL otherwise) */

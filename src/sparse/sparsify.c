@@ -266,15 +266,45 @@ typedef struct {
     int n_pass;
 } chunk_run;
 
+void sparsify_chunk(const sf_model *m, const int32_t *tokens, int n_ctx, int64_t ch, int32_t *buf) {
+    const bool bos = sf_model_add_bos(m) && sf_token_bos(m) >= 0;
+    const int per_chunk = bos ? n_ctx - 1 : n_ctx;
+    int n = 0;
+    if (bos) buf[n++] = sf_token_bos(m);
+    memcpy(buf + n, tokens + ch * per_chunk, sizeof(int32_t) * (size_t)per_chunk);
+}
+
+int64_t sparsify_n_chunks(const sf_model *m, const sf_sparsify_params *p, int64_t n_avail) {
+    const int per_chunk = sf_model_add_bos(m) && sf_token_bos(m) >= 0 ? p->n_ctx - 1 : p->n_ctx;
+    return (p->n_tokens < n_avail ? p->n_tokens : n_avail) / per_chunk;
+}
+
 static int run_pass(chunk_run *r, const sf_run_plan *plan, int pass) {
     int rc = SF_OK;
     for (int64_t ch = 0; !rc && ch < r->n_chunks; ch++) {
-        int n = 0;
-        if (r->bos) r->buf[n++] = sf_token_bos(r->m);
-        memcpy(r->buf + n, r->tokens + ch * r->per_chunk, sizeof(int32_t) * (size_t)r->per_chunk);
+        sparsify_chunk(r->m, r->tokens, r->n_ctx, ch, r->buf);
         rc = sf_forward(r->c, r->buf, r->n_ctx, r->n_ctx, plan);
         if (r->p->progress) r->p->progress("calibrate", pass * r->n_chunks + ch + 1, r->n_pass * r->n_chunks, r->p->user);
     }
+    return rc;
+}
+
+int sparsify_dense_pass(sf_model *m, const sf_sparsify_params *p, const int32_t *tokens, int64_t n_avail,
+                        const sf_run_plan *plan, const char *what, int pass, int n_pass) {
+    const int64_t n_chunks = sparsify_n_chunks(m, p, n_avail);
+    sf_context_params cp = sf_context_default_params();
+    cp.n_ctx = cp.n_batch = p->n_ctx;
+    cp.n_threads = p->n_threads;
+    sf_context *c = sf_context_new(m, &cp);
+    int32_t *buf = malloc(sizeof(int32_t) * (size_t)p->n_ctx);
+    int rc = c && buf ? SF_OK : sf_fail(SF_ERR_NOMEM, "out of memory");
+    for (int64_t ch = 0; !rc && ch < n_chunks; ch++) {
+        sparsify_chunk(m, tokens, p->n_ctx, ch, buf);
+        rc = sf_forward(c, buf, p->n_ctx, p->n_ctx, plan);
+        if (p->progress) p->progress(what, pass * n_chunks + ch + 1, n_pass * n_chunks, p->user);
+    }
+    free(buf);
+    sf_context_free(c);
     return rc;
 }
 
@@ -550,6 +580,11 @@ int sparsify_write(const sparsify_state *st, const float *thr, const float *lvl,
             snprintf(key, sizeof key, "blk.%d.ffn_in_scale", l);
             rc = sf_gguf_writer_add_tensor(w, key, SF_TYPE_F32, 1, ne, lo[l].in_scale, sizeof(float) * ne[0]);
         }
+        if (!rc && hid && lo[l].down_b) {
+            const int64_t ne[1] = {m->n_embd};
+            snprintf(key, sizeof key, "blk.%d.ffn_down_b", l);
+            rc = sf_gguf_writer_add_tensor(w, key, SF_TYPE_F32, 1, ne, lo[l].down_b, sizeof(float) * ne[0]);
+        }
         if (!rc && hid && lo[l].hidden_scale) {
             const int64_t ne[1] = {m->layers[l].n_ff};
             snprintf(key, sizeof key, "blk.%d.ffn_hidden_scale", l);
@@ -571,6 +606,10 @@ static int check(const sf_model *m, const sf_sparsify_params *p) {
         return sf_fail(SF_ERR_ARG, "KLD budget %g is not a finite value >= 0", p->kld_budget);
     if (p->kld_budget > 0 && p->method == SF_SPARSE_PREDICTOR)
         return sf_fail(SF_ERR_UNSUPPORTED, "auto:KLD is built for teal, cats and wina, not the predictor");
+    if (p->correct_down < SF_CORRECT_NONE || p->correct_down > SF_CORRECT_LS)
+        return sf_fail(SF_ERR_ARG, "unknown down correction %d", (int)p->correct_down);
+    if (p->correct_down != SF_CORRECT_NONE && p->method == SF_SPARSE_PREDICTOR)
+        return sf_fail(SF_ERR_UNSUPPORTED, "the down correction is built for teal, cats and wina, not the predictor");
     if (p->kld_budget > 0 && p->auto_chunks < 1)
         return sf_fail(SF_ERR_ARG, "auto:KLD needs at least one chunk to measure on, not %d", p->auto_chunks);
     if (p->n_ctx < 8 || p->n_tokens < 1) return sf_fail(SF_ERR_ARG, "calibration chunks of %d tokens", p->n_ctx);
@@ -626,6 +665,7 @@ int sf_sparsify(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sp
         if (!rc) sparsify_rules(&st, level, thr, lvl);
         free(level);
     }
+    if (!rc && p.correct_down != SF_CORRECT_NONE) rc = sparsify_correct_down(&st, tokens, n_avail, thr, lvl, lo);
     uint64_t bytes = 0;
     if (!rc) rc = sparsify_write(&st, thr, lvl, out_path, &bytes);
     if (!rc && res) {
@@ -664,6 +704,7 @@ int sf_sparsify(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sp
             free(lo[l].k_t.data);
             free(lo[l].v_t.data);
             free(lo[l].o_t.data);
+            free(lo[l].down_b);
         }
     if (st.res)
         for (int i = 0; i < m->n_layer * SF_SITES; i++) sf_reservoir_free(&st.res[i]);

@@ -4,6 +4,7 @@
 #ifndef SF_SPARSE_SPARSIFY_IMPL_H
 #define SF_SPARSE_SPARSIFY_IMPL_H
 
+#include "model/context.h"
 #include "sparse/reservoir.h"
 #include "sparse/sparse.h"
 
@@ -21,6 +22,7 @@ typedef struct {
     owned_tensor q_t, k_t, v_t, o_t; /* --attention: transposed Wq, Wk, Wv, Wo */
     float explained, recall, mass;   /* predictor, on the calibration text */
     float t_pred;                    /* predictor: its threshold on |act(ĝ_i)| */
+    float *down_b;                   /* --correct-down: [n_embd] bias of the sparse down, or NULL */
 } layer_out;
 
 typedef struct {
@@ -31,6 +33,16 @@ typedef struct {
     double kld_budget;    /* auto:KLD: the budget (0: uniform levels) */
     double kld, same_top; /* auto:KLD: measured for the levels chosen (written when budget > 0) */
 } sparsify_state;
+
+/* Calibration chunk ch of n_ctx tokens into buf (BOS first where the model
+ * adds one), and how many whole chunks the calibration has. */
+void sparsify_chunk(const sf_model *m, const int32_t *tokens, int n_ctx, int64_t ch, int32_t *buf);
+int64_t sparsify_n_chunks(const sf_model *m, const sf_sparsify_params *p, int64_t n_avail);
+
+/* The dense model over every calibration chunk under plan (its hooks see
+ * the activations); progress as `what`, passes [pass, pass + 1) of n_pass. */
+int sparsify_dense_pass(sf_model *m, const sf_sparsify_params *p, const int32_t *tokens, int64_t n_avail,
+                        const sf_run_plan *plan, const char *what, int pass, int n_pass);
 
 /* Whether the method calibrates site s (only those get a sample). */
 bool sparsify_site_used(const sf_sparsify_params *p, sf_sparse_site s);
@@ -48,5 +60,12 @@ int sparsify_write(const sparsify_state *st, const float *thr, const float *lvl,
  * and st->same_top are set to what was measured for it. */
 int sparsify_auto_levels(sparsify_state *st, const int32_t *tokens, int64_t n_avail, const char *out_path,
                          float *level);
+
+/* --correct-down: for every layer whose hidden site is sparse under thr/lvl,
+ * the bias lo[l].down_b and (ls) the refitted transposed down in
+ * lo[l].down_t, from dense passes over the calibration chunks
+ * (correct_down.c). */
+int sparsify_correct_down(const sparsify_state *st, const int32_t *tokens, int64_t n_avail, const float *thr,
+                          const float *lvl, layer_out *lo);
 
 #endif
