@@ -1,12 +1,15 @@
 /* sparsefuse bench: llama-bench's pp/tg tests as a markdown table (or CSV /
  * JSON), with the effective weight bandwidth, the barriers per forward step
- * and, with --bandwidth, a STREAM-like memory copy test. */
+ * and, with --bandwidth, a STREAM-like memory copy test; with --sparse
+ * --union, the union effect of the side-car's masks on a text. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
 #include "common.h"
 #include "sparsefuse_eval.h"
+#include "sparsefuse_sparsity.h"
 
 typedef enum { OUT_MD, OUT_CSV, OUT_JSON } out_format;
 
@@ -149,6 +152,53 @@ static int run_bandwidth(const cmd_spec *cmd, printer *p) {
     return APP_EXIT_OK;
 }
 
+/* --union: the active fraction of the union of the side-car's masks over
+ * batches of consecutive tokens of a text (sf_sparse_union). */
+static int run_union(const cmd_spec *cmd, const app_model_opts *mo, const char *path, const char *file, int n_threads) {
+    size_t len = 0;
+    char *text = app_read_file(cmd, file, &len, false);
+    if (!text) return APP_EXIT_RUNTIME;
+    int rc = APP_EXIT_RUNTIME, n_tok = 0;
+    int32_t *toks = NULL;
+    sf_context *c = NULL;
+    sf_model *m = app_load_model(cmd, mo, path);
+    if (m) toks = app_tokenize(cmd, m, text, len, true, false, &n_tok);
+    enum { N = 512 };
+    if (toks && n_tok < N) fprintf(stderr, "sparsefuse bench: --union: %s has %d tokens, fewer than %d\n", file, n_tok, N);
+    else if (toks) {
+        sf_context_params cp = sf_context_default_params();
+        cp.n_ctx = cp.n_batch = N;
+        cp.n_threads = n_threads;
+        c = sf_context_new(m, &cp);
+        if (!c || sf_context_use_sparse(c, mo->sparse) != SF_OK) rc = app_fail(cmd, "--union");
+        else {
+            static const int batches[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+            enum { K = sizeof batches / sizeof batches[0] };
+            double in[K], hid[K];
+            if (sf_sparse_union(c, toks, N, batches, K, in, hid) != SF_OK) rc = app_fail(cmd, "--union");
+            else {
+                printf("\nunion of the per-token masks over batches of consecutive tokens (first %d tokens of %s):\n\n"
+                       "| batch | active FFN inputs | active FFN neurons |\n| ---: | ---: | ---: |\n",
+                       N, file);
+                for (int k = 0; k < K; k++) {
+                    printf("| %d |", batches[k]);
+                    const double v[2] = {in[k], hid[k]};
+                    for (int s = 0; s < 2; s++)
+                        if (v[s] < 0) printf(" dense |");
+                        else printf(" %.1f %% |", 100.0 * v[s]);
+                    printf("\n");
+                }
+                rc = APP_EXIT_OK;
+            }
+        }
+    }
+    sf_context_free(c);
+    free(toks);
+    free(text);
+    sf_model_free(m);
+    return rc;
+}
+
 /* pp then tg on the model at path; prints the rows and, for md, the notes. */
 static int run_tests(const cmd_spec *cmd, const app_model_opts *mo, const char *path, sf_bench_params bp,
                      printer *p) {
@@ -200,7 +250,7 @@ int cmd_bench(int argc, char **argv) {
     app_model_opts mo = {0};
     sf_bench_params bp = sf_bench_default_params();
     bool bandwidth = false;
-    const char *output = NULL;
+    const char *output = NULL, *union_text = NULL;
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
         APP_ARG_SPARSE(&mo),
@@ -213,6 +263,14 @@ int cmd_bench(int argc, char **argv) {
         {"-d", "--n-depth", ARG_INT, &bp.n_depth, "N",
          "tokens already in the KV cache before each test (llama-bench -d; decoded untimed; default: 0)", 0, 1 << 20,
          NULL},
+        {NULL, "--sparse-batch", ARG_INT, &bp.sparse_batch, "N",
+         "with --sparse: every token of a call of at most N tokens runs sparse, one by one, so pp with -b N "
+         "measures sparse prefill (default: 1, decode steps only)",
+         1, 1 << 20, NULL},
+        {NULL, "--union", ARG_STR, &union_text, "TEXT",
+         "with --sparse: also print the active fraction of the union of the per-token masks over batches of "
+         "1..512 consecutive tokens of TEXT's first 512 tokens (md only)",
+         0, 0, NULL},
         {NULL, "--bandwidth", ARG_FLAG, &bandwidth, NULL,
          "also measure memory bandwidth (copy of 2 x 256 MiB with the -t threads, best and median of 5);"
          " without -m, only that",
@@ -241,7 +299,12 @@ int cmd_bench(int argc, char **argv) {
     if (parse_format(output, &p.fmt) != 0)
         return args_error(&cmd, "--output: '%s' is not one of md, csv, json", output);
     const bool tests = !bandwidth || mo.model; /* --bandwidth alone: no model */
-    if (tests && bp.n_prompt == 0 && bp.n_gen == 0) return args_error(&cmd, "both tests are off (-p 0 -n 0)");
+    if (union_text && !mo.sparse) return args_error(&cmd, "--union needs --sparse SIDE.gguf");
+    if (union_text && p.fmt != OUT_MD) return args_error(&cmd, "--union prints a markdown table: use -o md");
+    if (bp.sparse_batch > 1 && !mo.sparse) return args_error(&cmd, "--sparse-batch needs --sparse SIDE.gguf");
+    if (union_text && !app_readable(&cmd, "text", union_text)) return APP_EXIT_USAGE;
+    if (tests && bp.n_prompt == 0 && bp.n_gen == 0 && !union_text)
+        return args_error(&cmd, "both tests are off (-p 0 -n 0)");
     const char *path = NULL;
     if (tests && !(path = app_model_path(&cmd, mo.model))) return APP_EXIT_USAGE;
     p.n_threads = mo.threads > 0 ? mo.threads : app_physical_cores();
@@ -251,7 +314,8 @@ int cmd_bench(int argc, char **argv) {
     if (bandwidth) rc = run_bandwidth(&cmd, &p);
     if (rc == APP_EXIT_OK && tests) {
         if (bandwidth && p.fmt == OUT_MD) printf("\n");
-        rc = run_tests(&cmd, &mo, path, bp, &p);
+        if (bp.n_prompt > 0 || bp.n_gen > 0) rc = run_tests(&cmd, &mo, path, bp, &p);
+        if (rc == APP_EXIT_OK && union_text) rc = run_union(&cmd, &mo, path, union_text, p.n_threads);
     }
     if (p.fmt == OUT_JSON) printf("%s]\n", p.n_items ? "\n" : "");
     fflush(stdout);

@@ -95,6 +95,17 @@ int sf_context_use_sparse(sf_context *c, const char *path);
 void sf_context_sparse_policy(sf_context *c, int max_batch, int min_pos);
 bool sf_context_has_sparse(const sf_context *c);
 
+/* The union effect: for each batch size batches[k], the mean over layers and
+ * over windows of that many consecutive tokens of tokens[0..n_tokens) of the
+ * fraction of channels active for at least one token of the window (the
+ * rows a batched sparse product must read), for the FFN inputs and the
+ * neurons (-1 where that site is dense). One dense forward pass of the
+ * context (n_tokens <= n_batch) at its current position, not advancing it;
+ * masks by the side-car's rules on the dense activations. Not for the
+ * predictor. */
+int sf_sparse_union(sf_context *c, const int32_t *tokens, int n_tokens, const int *batches, int n_batches,
+                    double *in_active, double *hidden_active);
+
 /* Counters since the last reset: FFN channel decisions taken per site and how
  * many were active (for realized density reports). */
 typedef struct {

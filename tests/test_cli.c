@@ -438,6 +438,12 @@ static void test_sparsify_compare_plot(void **state) {
     assert_int_equal(circles, 2);
     expect_usage_error(RUN("compare", "-m", mp, "--sparse", side, "-f", text, "--no-bench", "--plot", svg),
                        "--plot needs the speed tests");
+    expect_usage_error(RUN("bench", "-m", mp, "--union", text), "--union needs --sparse");
+    expect_usage_error(RUN("bench", "-m", mp, "--sparse-batch", "8"), "--sparse-batch needs --sparse");
+    r = RUN("bench", "-m", mp, "--sparse", side, "-p", "0", "-n", "0", "--union", text);
+    assert_int_equal(r.code, 1); /* a predictor's side-car: its masks are not measured by --union */
+    assert_non_null(strstr(r.err, "predictor"));
+    cli_free(&r);
     /* --sparsity: a level or auto:KLD, nothing else */
     expect_usage_error(RUN("sparsify", "-m", mp, "-f", text, "--sparsity", "auto:", "-o", side), "auto: needs a KLD");
     expect_usage_error(RUN("sparsify", "-m", mp, "-f", text, "--sparsity", "auto:-1", "-o", side), "auto: needs a KLD");

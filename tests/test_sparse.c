@@ -20,6 +20,9 @@
  *  - --correct-down: on the text it was fitted on, the FFN output error of
  *    the masked activations falls from none to mean to ls (each is the
  *    least-squares optimum of a larger family);
+ *  - the union of the masks over batches of consecutive tokens: one token's
+ *    active fraction is the calibrated 1 - s on the calibration text, and
+ *    the union only grows with the batch;
  *  - bad input: a side-car for another model, a malformed file, a sparsity
  *    outside [0, 1), an unknown method — errors that say so, no file left. */
 #include <math.h>
@@ -753,6 +756,34 @@ static void test_correct_down(void **state) {
     sf_model_free(m);
 }
 
+/* ---- the union effect */
+
+static void test_union(void **state) {
+    (void)state;
+    sf_model *m = tiny("q8_0", 3);
+    assert_non_null(m);
+    const char *side = sparsify(m, SF_SPARSE_TEAL, 0.4f, -1, "teal40-union.gguf");
+    sf_context *c = context(m, 64);
+    const int batches[] = {1, 2, 4, 16, 64};
+    double in[5], hid[5];
+    assert_int_not_equal(sf_sparse_union(c, g_calib, 64, batches, 5, in, hid), SF_OK); /* no side-car */
+    assert_int_equal(sf_context_use_sparse(c, side), SF_OK);
+    assert_int_equal(sf_sparse_union(c, g_calib, 64, batches, 5, in, hid), SF_OK);
+    for (int k = 0; k < 5; k++) {
+        print_message("batch %d: inputs %.3f, neurons %.3f\n", batches[k], in[k], hid[k]);
+        assert_true(in[k] > 0 && in[k] <= 1 && hid[k] > 0 && hid[k] <= 1);
+        if (k > 0) assert_true(in[k] >= in[k - 1] && hid[k] >= hid[k - 1]);
+    }
+    assert_true(fabs(in[0] - 0.6) < 0.05 && fabs(hid[0] - 0.6) < 0.05);
+    assert_true(hid[4] > hid[0] + 0.1);
+    assert_int_equal(sf_context_n_past(c), 0); /* nothing kept */
+    const int bad = 0;
+    assert_int_equal(sf_sparse_union(c, g_calib, 64, &bad, 1, in, hid), SF_ERR_ARG);
+    assert_int_equal(sf_sparse_union(c, g_calib, 65, batches, 1, in, hid), SF_ERR_ARG);
+    sf_context_free(c);
+    sf_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_level_zero_is_dense),
@@ -766,6 +797,7 @@ int main(void) {
         cmocka_unit_test(test_batch_policy_matches_decode),
         cmocka_unit_test(test_attention_token),
         cmocka_unit_test(test_auto_kld),
+        cmocka_unit_test(test_union),
         cmocka_unit_test(test_correct_down),
         cmocka_unit_test(test_bad_input),
     };

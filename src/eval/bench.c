@@ -1,5 +1,6 @@
 /* llama-bench's pp/tg tests: random tokens, one warm-up, timed repetitions,
  * tokens/s as mean and sample standard deviation. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,7 @@ int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *p
         sf_context_free(c);
         return sf_fail_context(SF_ERR_ARG, "bench: --sparse");
     }
+    if (p.sparse && p.sparse_batch > 1) sf_context_sparse_policy(c, p.sparse_batch, INT_MAX);
     int32_t *toks = malloc((size_t)(n_max + p.n_depth) * sizeof *toks); /* [n_max + n_depth]: test, then depth */
     if (!toks) {
         sf_context_free(c);
