@@ -4,6 +4,7 @@
     python3 bench/compare_llamacpp.py [-m MODEL [-m MODEL ...]] [-t THREADS] [-r REPS]
                                       [-p N] [-n N] [-d N] [--tg-depth D]
                                       [--sparsefuse PATH] [--venv PATH] [--csv OUT]
+                                      [--sparse MODEL=SIDE ...]
 
 A bench matrix: every -m model (default: the SmolLM2-135M Q4_1 file) gets
 ppN (default pp512), tgN (default tg128) and tgN at KV depth D (--tg-depth,
@@ -35,7 +36,9 @@ engines alternate (llama.cpp first on even repetitions, sparsefuse first on
 odd ones), and the peak resident set of each process is its ru_maxrss from
 os.wait4() on that child (Linux: KiB). For llama.cpp that includes the Python
 interpreter and the llama_cpp import, which the driver measures before
-loading the model and the table reports. The table gives medians (and
+loading the model and the table reports. With --sparse MODEL=SIDE, a third
+engine joins the alternation on that model: sparsefuse's tg with the side-car
+(decode steps sparse), in a second table against both dense engines. The table gives medians (and
 min..max) over the repetitions; nothing here is final until run on a quiet
 machine.
 """
@@ -235,10 +238,11 @@ def run_llama(py, args, model, n_prompt, n_gen, n_depth, rep):
             "system_info": res["system_info"]}
 
 
-def run_sparsefuse(args, model, n_prompt, n_gen, n_depth):
-    """One sparsefuse bench process: pp n_prompt (if > 0) and tg n_gen, both at KV depth n_depth."""
+def run_sparsefuse(args, model, n_prompt, n_gen, n_depth, side=None):
+    """One sparsefuse bench process: pp n_prompt (if > 0) and tg n_gen, both at KV depth n_depth;
+    with side, the decode steps run sparse with that side-car."""
     cmd = [args.sparsefuse, "bench", "-m", model, "-t", str(args.threads), "-p", str(n_prompt),
-           "-n", str(n_gen), "-d", str(n_depth), "-r", "1", "-o", "json"]
+           "-n", str(n_gen), "-d", str(n_depth), "-r", "1", "-o", "json"] + (["--sparse", side] if side else [])
     code, out, err, rss = run_measured(cmd)
     if code != 0:
         fail("sparsefuse", cmd, code, err)
@@ -251,6 +255,7 @@ def run_sparsefuse(args, model, n_prompt, n_gen, n_depth):
         elif t["test"] == f"tg{n_gen}{at}":
             res["tg"] = t["tps_mean"]
             res["weight_bytes"] = t.get("weight_bytes")
+            res["sparse_bytes"] = t.get("sparse_bytes")
     want = ([f"pp{n_prompt}{at}"] if n_prompt > 0 else []) + [f"tg{n_gen}{at}"]
     if ("pp" not in res and n_prompt > 0) or "tg" not in res:
         sys.exit(f"compare_llamacpp: sparsefuse bench gave tests {[t['test'] for t in tests]}, "
@@ -267,12 +272,41 @@ def run_engine(engine, py, args, model, rep):
             return run_llama(py, args, model, n_prompt, n_gen, n_depth, rep)
         return run_sparsefuse(args, model, n_prompt, n_gen, n_depth)
 
+    if engine == SPARSE:  # decode only: prefill stays dense with a side-car
+        r = run_sparsefuse(args, model, 0, args.n_gen, args.n_depth, args.sparse[model])
+        r["tgd"] = r["rss_tgd_kib"] = None
+        return r
     r = one(args.n_prompt, args.n_gen, args.n_depth)
     r["tgd"] = r["rss_tgd_kib"] = None
     if args.tg_depth > 0:
         d = one(0, args.n_gen, args.tg_depth)
         r["tgd"], r["rss_tgd_kib"] = d["tg"], d["rss_kib"]
     return r
+
+
+SPARSE = "sparsefuse+side-car"
+
+
+def print_sparse_table(args, results):
+    """tg of the models given a side-car: llama.cpp dense, sparsefuse dense and sparse, alternated."""
+    _, tg_l, _ = labels(args)
+    print()
+    print(f"{tg_l} with a side-car (sparsefuse bench --sparse; decode steps sparse), in the same alternation:")
+    print()
+    print(f"| model | side-car | {tg_l} llama.cpp | {tg_l} sparsefuse dense | {tg_l} sparsefuse sparse | "
+          "sparse / llama.cpp | sparse / dense | MiB read / token (sparse) | GB/s of those bytes |")
+    print("| --- | --- |" + " ---: |" * 7)
+    for m in args.model:
+        if m not in args.sparse:
+            continue
+        ll, sf, sp = (results[m][e] for e in ("llama.cpp", "sparsefuse", SPARSE))
+        a, b, c = (med([r["tg"] for r in e]) for e in (ll, sf, sp))
+        sb = sp[0].get("sparse_bytes")
+        cells = [os.path.basename(m), os.path.basename(args.sparse[m]), fmt_rate([r["tg"] for r in ll]),
+                 fmt_rate([r["tg"] for r in sf]), fmt_rate([r["tg"] for r in sp]),
+                 f"{c / a:.3f}" if a and c else "-", f"{c / b:.3f}" if b and c else "-",
+                 f"{sb / 1048576:.1f}" if sb else "-", f"{sb * c / 1e9:.2f}" if sb and c else "-"]
+        print("| " + " | ".join(cells) + " |")
 
 
 def sparsefuse_bandwidth(args):
@@ -409,6 +443,9 @@ def main():
     ap.add_argument("--csv", metavar="OUT",
                     help="also write every repetition's numbers (one row per model, engine and repetition) "
                          "to this CSV file, rewritten after each repetition")
+    ap.add_argument("--sparse", action="append", default=[], metavar="MODEL=SIDE",
+                    help="also run sparsefuse's tg on MODEL with this side-car (sparsefuse sparsify), alternated "
+                         "with both dense engines; a second table compares them (repeatable)")
     ap.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--llama-driver", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -434,6 +471,16 @@ def main():
         else:
             models.append(m)
     args.model = models
+    sparse = {}
+    for spec in args.sparse:
+        m, sep, side = spec.partition("=")
+        m, side = os.path.abspath(m), os.path.abspath(side)
+        if not sep or m not in models:
+            ap.error(f"--sparse {spec}: give MODEL=SIDE with MODEL one of the -m models")
+        if not os.path.isfile(side):
+            ap.error(f"--sparse {spec}: side-car {side} does not exist")
+        sparse[m] = side
+    args.sparse = sparse
     if args.tg_depth > 0 and args.tg_depth == args.n_depth:
         log(f"--tg-depth {args.tg_depth} is -d: the tg test already runs at that depth; no third test")
         args.tg_depth = 0
@@ -445,12 +492,14 @@ def main():
 
     bw = sparsefuse_bandwidth(args)
     pp_l, tg_l, tgd_l = labels(args)
-    results = {m: {"llama.cpp": [], "sparsefuse": []} for m in args.model}
+    results = {m: {"llama.cpp": [], "sparsefuse": [], SPARSE: []} for m in args.model}
     rows = []
     for rep in range(args.reps):
-        order = ["llama.cpp", "sparsefuse"] if rep % 2 == 0 else ["sparsefuse", "llama.cpp"]
         for m in args.model:
             name = os.path.basename(m)
+            order = ["llama.cpp", "sparsefuse"] + ([SPARSE] if m in args.sparse else [])
+            if rep % 2 == 1:
+                order.reverse()
             for pos, engine in enumerate(order):
                 r = run_engine(engine, py, args, m, rep)
                 results[m][engine].append(r)
@@ -464,6 +513,8 @@ def main():
     if args.csv:
         log(f"wrote {args.csv}")
     print_table(args, results, bw)
+    if args.sparse:
+        print_sparse_table(args, results)
 
 
 if __name__ == "__main__":
