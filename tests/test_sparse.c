@@ -23,6 +23,8 @@
  *  - the union of the masks over batches of consecutive tokens: one token's
  *    active fraction is the calibrated 1 - s on the calibration text, and
  *    the union only grows with the batch;
+ *  - the differential weight cache (SF_SPARSE_CACHE=diff) gives the logits
+ *    of direct reads (only the summation order differs) and moves more bytes;
  *  - bad input: a side-car for another model, a malformed file, a sparsity
  *    outside [0, 1), an unknown method — errors that say so, no file left. */
 #include <math.h>
@@ -784,6 +786,46 @@ static void test_union(void **state) {
     sf_model_free(m);
 }
 
+/* ---- the differential weight cache against direct reads */
+
+static void test_weight_cache(void **state) {
+    (void)state;
+    sf_model *m = tiny("f32", 4);
+    assert_non_null(m);
+    const sf_sparse_method methods[2] = {SF_SPARSE_TEAL, SF_SPARSE_CATS};
+    for (int i = 0; i < 2; i++) {
+        const char *side = sparsify(m, methods[i], 0.5f, -1, i ? "cats-cache.gguf" : "teal-cache.gguf");
+        sf_context *a = context(m, 32), *b = context(m, 32);
+        assert_int_equal(sf_context_use_sparse(a, side), SF_OK);
+        setenv("SF_SPARSE_CACHE", "diff", 1);
+        assert_int_equal(sf_context_use_sparse(b, side), SF_OK);
+        unsetenv("SF_SPARSE_CACHE");
+        assert_null(a->sp_cache);
+        assert_non_null(b->sp_cache);
+        float *la = decode_logits(a), *lb = decode_logits(b);
+        const int V = m->n_vocab;
+        double *ref = malloc(sizeof(double) * V);
+        for (int t = 1; t <= N_DEC; t++) { /* the decode steps run sparse */
+            for (int v = 0; v < V; v++) ref[v] = la[(size_t)t * V + v];
+            const double e = nmse(lb + (size_t)t * V, ref, V);
+            print_message("%s step %d: cache vs direct NMSE %.2e\n", sf_sparse_method_name(methods[i]), t, e);
+            /* the rows are summed in slot order: a channel at its threshold may flip later on */
+            assert_true(e <= 1e-6);
+        }
+        sf_sparse_stats sa, sb;
+        sf_context_sparse_stats(a, &sa, false);
+        sf_context_sparse_stats(b, &sb, false);
+        assert_true(llabs(sa.hidden_active - sb.hidden_active) <= sa.hidden_total / 100);
+        assert_true(sb.bytes > sa.bytes); /* the copies */
+        free(ref);
+        free(la);
+        free(lb);
+        sf_context_free(a);
+        sf_context_free(b);
+    }
+    sf_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_level_zero_is_dense),
@@ -797,6 +839,7 @@ int main(void) {
         cmocka_unit_test(test_batch_policy_matches_decode),
         cmocka_unit_test(test_attention_token),
         cmocka_unit_test(test_auto_kld),
+        cmocka_unit_test(test_weight_cache),
         cmocka_unit_test(test_union),
         cmocka_unit_test(test_correct_down),
         cmocka_unit_test(test_bad_input),

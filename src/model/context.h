@@ -74,6 +74,7 @@ struct sf_context {
     bool *sp_not_dense;   /* [B] token does not join the dense FFN batch of this layer (skips it, or runs sparse) */
     void *sp_pscratch, *sp_zq; /* predictor: sf_predictor_project's scratch and its z = A x̃ (Q8_0) */
     sf_sparse_stats sp_stats;
+    struct sf_wcache_set *sp_cache; /* SF_SPARSE_CACHE=diff: the differential weight caches, or NULL */
 
     float *logits;   /* [B][n_vocab] */
     int n_logits;    /* rows of logits valid after the last decode */

@@ -21,6 +21,7 @@
 #include "model/forward_impl.h"
 #include "model/ops.h"
 #include "sparse/sparse.h"
+#include "sparse/wcache.h"
 #include "tensor/types.h"
 
 typedef struct {
@@ -30,6 +31,7 @@ typedef struct {
     sf_sparse_method method;
     float *o;        /* [n_embd] the sub-layer's output row: x (accumulated) or tmp */
     bool accumulate;
+    sf_wcache *cache; /* SF_SPARSE_CACHE=diff: this layer's [gate_t, up_t, down_t] caches, or NULL */
 } sparse_job;
 
 /* The active channels of x[n] under rule r (|x_j| · scale_j > threshold):
@@ -75,8 +77,8 @@ static int sparse_product(const sf_sparse_rule *r, const float *x, int n, const 
  * the active rows, whole, into its partial part[ith][slot][n_out]; the
  * calling thread sums the partials after the region (partial_sum). */
 static int sparse_product_rows(const sf_sparse_rule *r, const float *x, int n, const sf_gguf_tensor *wt, int ith,
-                               int nth, const void **rows, float *s, float *part) {
-    const int k = active_rows(r, x, n, wt, 0, rows, s);
+                               int nth, const void **rows, float *s, float *part, const sf_wcache *cache) {
+    const int k = cache ? sf_wcache_rows(cache, x, rows, s) : active_rows(r, x, n, wt, 0, rows, s);
     int64_t k0, k1;
     sf_split_range(k, ith, nth, 1, &k0, &k1);
     memset(part, 0, sizeof(float) * (size_t)wt->ne[0]);
@@ -175,8 +177,9 @@ static void region_hidden(void *arg, int ith, int nth) {
     float *s = c->sp_scale + (size_t)ith * c->sp_stride;
     const sf_sparse_rule *in = &S->site[SF_SITE_FFN_IN];
     if (in->on && c->sp_split_rows) {
-        const int k = sparse_product_rows(in, c->xn, E, S->gate_t, ith, nth, rows, s, partial(c, ith, 0));
-        sparse_product_rows(in, c->xn, E, S->up_t, ith, nth, rows, s, partial(c, ith, 1));
+        const int k = sparse_product_rows(in, c->xn, E, S->gate_t, ith, nth, rows, s, partial(c, ith, 0),
+                                          j->cache ? &j->cache[0] : NULL);
+        sparse_product_rows(in, c->xn, E, S->up_t, ith, nth, rows, s, partial(c, ith, 1), j->cache ? &j->cache[1] : NULL);
         if (ith == 0) {
             c->sp_stats.in_total += E;
             c->sp_stats.in_active += k;
@@ -225,7 +228,8 @@ static void region_down(void *arg, int ith, int nth) {
     const void **rows = c->sp_rows + (size_t)ith * c->sp_stride;
     float *s = c->sp_scale + (size_t)ith * c->sp_stride;
     const int k = c->sp_split_rows
-                      ? sparse_product_rows(r, c->hb, j->L->n_ff, S->down_t, ith, nth, rows, s, partial(c, ith, 0))
+                      ? sparse_product_rows(r, c->hb, j->L->n_ff, S->down_t, ith, nth, rows, s, partial(c, ith, 0),
+                                            j->cache ? &j->cache[2] : NULL)
                       : sparse_product(r, c->hb, j->L->n_ff, S->down_t, ith, nth, rows, s, j->o, j->accumulate);
     if (ith == 0) {
         c->sp_stats.hidden_total += j->L->n_ff;
@@ -233,6 +237,36 @@ static void region_down(void *arg, int ith, int nth) {
         __atomic_add_fetch(&c->sp_stats.bytes, (int64_t)k * (int64_t)sf_type_row_bytes(S->down_t->type, S->down_t->ne[0]),
                            __ATOMIC_RELAXED);
     }
+}
+
+/* ---------------------------------------------- differential weight cache */
+
+typedef struct {
+    sf_context *c;
+    sf_wcache *w[2];
+    const sf_gguf_tensor *t[2];
+} copy_job;
+
+static void region_copy(void *arg, int ith, int nth) {
+    copy_job *j = arg;
+    size_t bytes = 0;
+    for (int i = 0; i < 2 && j->w[i]; i++) bytes += sf_wcache_copy(j->w[i], j->t[i]->data, ith, nth);
+    /* read from the mapping and written to the cache */
+    __atomic_add_fetch(&j->c->sp_stats.bytes, (int64_t)(2 * bytes), __ATOMIC_RELAXED);
+}
+
+/* The mask of x[n] under rule r (CATS and the predictor: h's nonzeros) into
+ * the caches w (one or two matrices with the same channels), and their
+ * entering rows copied in by every thread. */
+static void cache_update(sf_context *c, const sf_sparse_rule *r, bool nonzero, const float *x, int n, sf_wcache *w0,
+                         const sf_gguf_tensor *t0, sf_wcache *w1, const sf_gguf_tensor *t1) {
+    bool *mask = c->sp_cache->mask;
+    for (int j = 0; j < n; j++)
+        mask[j] = nonzero ? x[j] != 0.0f : fabsf(x[j]) * (r->scale ? r->scale[j] : 1.0f) > r->threshold;
+    sf_wcache_update(w0, mask);
+    if (w1) sf_wcache_update(w1, mask);
+    copy_job j = {c, {w0, w1}, {t0, t1}};
+    sf_fw_run_region(c, region_copy, &j);
 }
 
 void sf_sparse_ffn_token(sf_context *c, const sf_layer *L, int il) {
@@ -247,7 +281,10 @@ void sf_sparse_ffn_token(sf_context *c, const sf_layer *L, int il) {
         sf_predictor_project(&S->pred, c->xn, c->sp_pscratch, c->sp_zq);
         c->sp_stats.bytes += (int64_t)sf_type_row_bytes(SF_TYPE_Q8_0, E) * S->pred.rank;
     }
-    sparse_job j = {.c = c, .L = L, .S = S, .method = c->sparse->method, .o = o, .accumulate = o == c->x};
+    sparse_job j = {.c = c, .L = L, .S = S, .method = c->sparse->method, .o = o, .accumulate = o == c->x,
+                    .cache = c->sp_cache ? c->sp_cache->m[il] : NULL};
+    if (j.cache && in)
+        cache_update(c, &S->site[SF_SITE_FFN_IN], false, c->xn, E, &j.cache[0], S->gate_t, &j.cache[1], S->up_t);
     sf_fw_run_region(c, region_hidden, &j);
     const int nth = c->serial ? 1 : c->n_threads;
     if (in && c->sp_split_rows) {
@@ -256,6 +293,10 @@ void sf_sparse_ffn_token(sf_context *c, const sf_layer *L, int il) {
         sf_glu(c->hb, c->hb, c->hb2, 0, L->n_ff, L->n_ff, c->model->ffn_act);
     }
     if (hidden) {
+        if (j.cache) {
+            const bool decided = j.method == SF_SPARSE_CATS || j.method == SF_SPARSE_PREDICTOR;
+            cache_update(c, &S->site[SF_SITE_FFN_HIDDEN], decided, c->hb, L->n_ff, &j.cache[2], S->down_t, NULL, NULL);
+        }
         sf_fw_run_region(c, region_down, &j);
         if (c->sp_split_rows) partial_sum(c, nth, 0, o, E, o == c->x);
         if (S->down_b) /* --correct-down */
@@ -288,7 +329,7 @@ static void region_attn(void *arg, int ith, int nth) {
     const void **rows = c->sp_rows + (size_t)ith * c->sp_stride;
     float *s = c->sp_scale + (size_t)ith * c->sp_stride;
     for (int k = 0; k < j->n; k++) {
-        const int a = sparse_product_rows(j->rule, j->x, j->n_in, j->wt[k], ith, nth, rows, s, partial(c, ith, k));
+        const int a = sparse_product_rows(j->rule, j->x, j->n_in, j->wt[k], ith, nth, rows, s, partial(c, ith, k), NULL);
         if (ith == 0) j->active = a;
     }
 }

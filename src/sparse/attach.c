@@ -8,8 +8,42 @@
 #include "base/error.h"
 #include "model/context.h"
 #include "sparse/sparse.h"
+#include "sparse/wcache.h"
+
+static void free_caches(struct sf_wcache_set *set, int n_layer) {
+    if (!set) return;
+    for (int l = 0; set->m && l < n_layer; l++)
+        for (int i = 0; i < 3; i++) sf_wcache_free(&set->m[l][i]);
+    free(set->m);
+    free(set->mask);
+    free(set);
+}
+
+/* SF_SPARSE_CACHE=diff: a cache for every sparse transposed FFN matrix */
+static int make_caches(sf_context *c, const sf_sparse *s) {
+    struct sf_wcache_set *set = calloc(1, sizeof *set);
+    if (set) set->m = calloc((size_t)s->n_layer, sizeof *set->m);
+    if (set) set->mask = malloc(sizeof(bool) * c->sp_stride);
+    int rc = set && set->m && set->mask ? SF_OK : sf_fail(SF_ERR_NOMEM, "out of memory for the weight caches");
+    for (int l = 0; !rc && l < s->n_layer; l++) {
+        const sf_sparse_layer *S = &s->layers[l];
+        const sf_gguf_tensor *t[3] = {S->site[SF_SITE_FFN_IN].on ? S->gate_t : NULL,
+                                      S->site[SF_SITE_FFN_IN].on ? S->up_t : NULL,
+                                      S->site[SF_SITE_FFN_HIDDEN].on ? S->down_t : NULL};
+        for (int i = 0; !rc && i < 3; i++)
+            if (t[i]) rc = sf_wcache_init(&set->m[l][i], (int)t[i]->ne[1], sf_type_row_bytes(t[i]->type, t[i]->ne[0]));
+    }
+    if (rc) {
+        free_caches(set, s->n_layer);
+        return rc;
+    }
+    c->sp_cache = set;
+    return SF_OK;
+}
 
 void sf_sparse_detach(sf_context *c) {
+    if (c->sparse) free_caches(c->sp_cache, c->sparse->n_layer);
+    c->sp_cache = NULL;
     sf_sparse_free(c->sparse);
     free(c->sp_rows);
     free(c->sp_scale);
@@ -64,6 +98,11 @@ int sf_context_use_sparse(sf_context *c, const char *path) {
     /* measured faster on 1B Q4_0 and Q8_0 (docs/sparsity.md): whole rows per thread */
     c->sp_split_rows = !(split && strcmp(split, "cols") == 0);
     c->sp_stride = stride;
+    const char *cache = getenv("SF_SPARSE_CACHE");
+    if (cache && strcmp(cache, "diff") == 0 && c->sp_split_rows && (rc = make_caches(c, s)) != SF_OK) {
+        sf_sparse_detach(c);
+        return rc;
+    }
     c->sparse_max_batch = 1;
     c->sparse_min_pos = INT_MAX;
     memset(&c->sp_stats, 0, sizeof c->sp_stats);
