@@ -217,6 +217,13 @@ static int search(auto_eval *a, float *best_level) {
         k_prev = k;
         predicted = next;
     }
+    if (!rc && best >= 0) {
+        char line[2048];
+        int at = 0;
+        for (int l = 0; l < n && at < (int)sizeof line - 16; l++)
+            at += snprintf(line + at, sizeof line - (size_t)at, "%s%.2f", l ? " " : "", best_level[l]);
+        sf_log_info("auto: levels per layer: %s", line);
+    }
     if (!rc && best < 0) { /* none within the budget: all dense */
         st->kld = 0;
         st->same_top = 1;

@@ -12,7 +12,7 @@
  *    with centred sums G = Σ z̃ z̃ᵀ and C = Σ h̃ z̃ᵀ,
  *      W'ᵀ = (G + λI)⁻¹ (Cᵀ + λI) W_dᵀ,   b = W_d h̄ − W' z̄,
  *    W'ᵀ is exactly the transposed down the side-car stores (re-quantized
- *    to its type); λ = 1e-3 · trace(G) / n_ff pulls rarely active neurons
+ *    to its type); λ = 0.1 · trace(G) / n_ff pulls rarely active neurons
  *    towards W_d.
  * The ls sums take 2 · n_ff² doubles per layer, so layers are fitted in
  * groups that fit in 4 GiB, one dense pass per group. */
@@ -108,7 +108,7 @@ static int solve_ls(const sf_layer *L, int64_t E, layer_sums *s, const double *w
         tr += G[i * F + i];
         for (int64_t j = 0; j < F; j++) C[i * F + j] -= s->hs[i] * s->zs[j] / n;
     }
-    const double lambda = tr > 0 ? 1e-3 * tr / (double)F : 1e-6;
+    const double lambda = tr > 0 ? 1e-1 * tr / (double)F : 1e-6;
     for (int64_t i = 0; i < F; i++) {
         G[i * F + i] += lambda;
         C[i * F + i] += lambda;
