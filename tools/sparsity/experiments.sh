@@ -8,7 +8,9 @@
 #   tools/sparsity/experiments.sh [OUT_DIR]      (default /tmp/sparsefuse-sparsity)
 #
 # Environment: MODEL (default models/SmolLM2-135M-Instruct.Q4_1.gguf),
-# SF (build/sparsefuse), METHODS ("teal cats wina"), LEVELS ("0.25 0.4 0.5"),
+# SF (build/sparsefuse), METHODS ("teal cats wina"), LEVELS ("0.25 0.4 0.5";
+# a level may be auto:KLD, e.g. LEVELS="auto:0.1 auto:0.19"), CORRECT (none,
+# mean or ls: sparsify --correct-down; default none),
 # CALIB_TOKENS (4096), CHUNKS (PPL chunks, 10), TG (tokens, 64), REPS (2),
 # TASKS (HellaSwag tasks, 0 = skip; every token of a task runs sparse, so it
 # is slow), WT_TYPE (transposed-matrix type, default: chosen per tensor),
@@ -32,6 +34,7 @@ REPS="${REPS:-2}"
 TASKS="${TASKS:-0}"
 WT=()
 [ -n "${WT_TYPE:-}" ] && WT=(--wt-type "$WT_TYPE")
+WT+=(--correct-down "${CORRECT:-none}")
 mkdir -p "$OUT"
 
 tg() { # tg t/s of MODEL with optional side-car
