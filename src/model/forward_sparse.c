@@ -41,11 +41,9 @@ static int active_rows(const sf_sparse_rule *r, const float *x, int n, const sf_
                        const void **rows, float *s) {
     const uint8_t *base = (const uint8_t *)wt->data + offset;
     const size_t row_bytes = sf_type_row_bytes(wt->type, wt->ne[0]);
-    const float t = r->threshold;
     int k = 0;
     for (int j = 0; j < n; j++) {
-        const float a = fabsf(x[j]) * (r->scale ? r->scale[j] : 1.0f);
-        if (a > t) {
+        if (sf_sparse_active(r, x[j], j)) {
             rows[k] = base + (size_t)j * row_bytes;
             s[k++] = x[j];
         }
@@ -261,8 +259,7 @@ static void region_copy(void *arg, int ith, int nth) {
 static void cache_update(sf_context *c, const sf_sparse_rule *r, bool nonzero, const float *x, int n, sf_wcache *w0,
                          const sf_gguf_tensor *t0, sf_wcache *w1, const sf_gguf_tensor *t1) {
     bool *mask = c->sp_cache->mask;
-    for (int j = 0; j < n; j++)
-        mask[j] = nonzero ? x[j] != 0.0f : fabsf(x[j]) * (r->scale ? r->scale[j] : 1.0f) > r->threshold;
+    for (int j = 0; j < n; j++) mask[j] = nonzero ? x[j] != 0.0f : sf_sparse_active(r, x[j], j);
     sf_wcache_update(w0, mask);
     if (w1) sf_wcache_update(w1, mask);
     copy_job j = {c, {w0, w1}, {t0, t1}};

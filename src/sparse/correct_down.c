@@ -80,15 +80,14 @@ static double *down_of(const sf_layer *L, int64_t E) {
     const int64_t F = L->n_ff;
     float *w = malloc(sizeof(float) * (size_t)(E * F));
     double *d = malloc(sizeof(double) * (size_t)(E * F));
-    if (w && d) {
-        sf_type_ref(L->ffn_down->type)->dequantize(L->ffn_down->data, w, E * F);
-        for (int64_t i = 0; i < E * F; i++) d[i] = w[i];
-    }
-    free(w);
-    if (!w) {
+    if (!w || !d) {
+        free(w);
         free(d);
         return NULL;
     }
+    sf_type_ref(L->ffn_down->type)->dequantize(L->ffn_down->data, w, E * F);
+    for (int64_t i = 0; i < E * F; i++) d[i] = w[i];
+    free(w);
     return d;
 }
 

@@ -29,6 +29,7 @@
 #ifndef SF_SPARSE_SPARSE_H
 #define SF_SPARSE_SPARSE_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -53,6 +54,12 @@ typedef struct {
     float level;         /* calibrated fraction skipped */
     const float *scale;  /* [n] WINA column norms, or NULL (1) */
 } sf_sparse_rule;
+
+/* Whether channel j with value x is active under r (the one definition the
+ * kernels, the weight cache and the union measurement share). */
+static inline bool sf_sparse_active(const sf_sparse_rule *r, float x, int j) {
+    return fabsf(x) * (r->scale ? r->scale[j] : 1.0f) > r->threshold;
+}
 
 typedef struct {
     sf_sparse_rule site[SF_SITES];

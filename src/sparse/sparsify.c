@@ -252,20 +252,6 @@ static void on_attn(void *user, int layer, const int *row_token, int T, const fl
     }
 }
 
-/* The dense model over the calibration chunks once, the hook in plan seeing
- * every FFN; progress counts passes of n_chunks. */
-typedef struct {
-    sf_model *m;
-    sf_context *c;
-    const int32_t *tokens;
-    int64_t n_chunks;
-    int n_ctx, per_chunk;
-    bool bos;
-    int32_t *buf; /* [n_ctx] */
-    const sf_sparsify_params *p;
-    int n_pass;
-} chunk_run;
-
 void sparsify_chunk(const sf_model *m, const int32_t *tokens, int n_ctx, int64_t ch, int32_t *buf) {
     const bool bos = sf_model_add_bos(m) && sf_token_bos(m) >= 0;
     const int per_chunk = bos ? n_ctx - 1 : n_ctx;
@@ -277,16 +263,6 @@ void sparsify_chunk(const sf_model *m, const int32_t *tokens, int n_ctx, int64_t
 int64_t sparsify_n_chunks(const sf_model *m, const sf_sparsify_params *p, int64_t n_avail) {
     const int per_chunk = sf_model_add_bos(m) && sf_token_bos(m) >= 0 ? p->n_ctx - 1 : p->n_ctx;
     return (p->n_tokens < n_avail ? p->n_tokens : n_avail) / per_chunk;
-}
-
-static int run_pass(chunk_run *r, const sf_run_plan *plan, int pass) {
-    int rc = SF_OK;
-    for (int64_t ch = 0; !rc && ch < r->n_chunks; ch++) {
-        sparsify_chunk(r->m, r->tokens, r->n_ctx, ch, r->buf);
-        rc = sf_forward(r->c, r->buf, r->n_ctx, r->n_ctx, plan);
-        if (r->p->progress) r->p->progress("calibrate", pass * r->n_chunks + ch + 1, r->n_pass * r->n_chunks, r->p->user);
-    }
-    return rc;
 }
 
 int sparsify_dense_pass(sf_model *m, const sf_sparsify_params *p, const int32_t *tokens, int64_t n_avail,
@@ -416,9 +392,7 @@ void sparsify_rules(const sparsify_state *st, const float *layer_level, float *t
 static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_sparsify_params *p,
                      layer_out *lo, float *thr, float *lvl, int64_t *n_used, sf_reservoir **res_out) {
     const int n_ctx = p->n_ctx;
-    const bool bos = sf_model_add_bos(m) && sf_token_bos(m) >= 0;
-    const int per_chunk = bos ? n_ctx - 1 : n_ctx;
-    int64_t n_chunks = (p->n_tokens < n_avail ? p->n_tokens : n_avail) / per_chunk;
+    const int64_t n_chunks = sparsify_n_chunks(m, p, n_avail);
     if (n_chunks < 1)
         return sf_fail(SF_ERR_ARG, "sparsify: %lld calibration tokens are fewer than one chunk of %d",
                        (long long)n_avail, n_ctx);
@@ -430,26 +404,20 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
     const size_t n_att = (size_t)m->n_head_max * (size_t)m->head_dim_v;
     if (n_att > n_scratch) n_scratch = n_att;
     k.scratch = malloc(sizeof(float) * n_scratch);
-    int32_t *buf = malloc(sizeof(int32_t) * (size_t)n_ctx);
-    int rc = k.res && k.scratch && buf ? SF_OK : sf_fail(SF_ERR_NOMEM, "out of memory");
+    int rc = k.res && k.scratch ? SF_OK : sf_fail(SF_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < n_res; i++)
         if (sparsify_site_used(p, (sf_sparse_site)(i % SF_SITES)) && !(k.res[i].v = malloc(sizeof(float) * SF_RESERVOIR)))
             rc = sf_fail(SF_ERR_NOMEM, "out of memory");
     if (!rc && pred) rc = alloc_predictor(&k, m, n_ctx, p->rank);
-    sf_context_params cp = sf_context_default_params();
-    cp.n_ctx = cp.n_batch = n_ctx;
-    cp.n_threads = p->n_threads;
-    sf_context *c = rc ? NULL : sf_context_new(m, &cp);
-    if (!rc && !c) rc = SF_ERR_NOMEM;
-    chunk_run run = {m, c, tokens, n_chunks, n_ctx, per_chunk, bos, buf, p, pred ? 3 : 1};
+    const int n_pass = pred ? 3 : 1;
     const sf_run_plan plan = {.on_ffn = on_ffn, .on_attn = p->attention ? on_attn : NULL, .user = &k};
     *n_used = n_chunks * n_ctx;
-    if (!rc) rc = run_pass(&run, &plan, 0);
+    if (!rc) rc = sparsify_dense_pass(m, p, tokens, n_avail, &plan, "calibrate", 0, n_pass);
     if (!rc && pred) {
         /* fit, then the quantized predictor's scores set its thresholds, then its recall */
         rc = fit_predictors(m, &k, lo, *n_used, p->rank, p);
         k.pass = 1;
-        if (!rc) rc = run_pass(&run, &plan, 1);
+        if (!rc) rc = sparsify_dense_pass(m, p, tokens, n_avail, &plan, "calibrate", 1, n_pass);
         for (int l = 0; !rc && l < m->n_layer; l++) {
             float level;
             rc = sf_reservoir_sort(&k.truth[l]);
@@ -481,20 +449,18 @@ static int calibrate(sf_model *m, const int32_t *tokens, int64_t n_avail, const 
             } else *t = 0.0f;
         }
         k.pass = 2;
-        rc = run_pass(&run, &plan, 2);
+        rc = sparsify_dense_pass(m, p, tokens, n_avail, &plan, "calibrate", 2, n_pass);
         for (int l = 0; !rc && l < m->n_layer; l++) {
             const recall_count *r = &k.rc[l];
             lo[l].recall = r->truth ? (float)((double)r->hit / (double)r->truth) : 1.0f;
             lo[l].mass = r->mass > 0 ? (float)(r->hit_mass / r->mass) : 1.0f;
         }
     }
-    sf_context_free(c);
     if (!rc) {
         *res_out = k.res;
         k.res = NULL;
     }
     free_calib(&k, m->n_layer);
-    free(buf);
     return rc;
 }
 

@@ -24,10 +24,6 @@ typedef struct {
     int64_t *count[2];
 } union_job;
 
-static bool active(const sf_sparse_rule *r, float score, int j) {
-    return score * (r->scale ? r->scale[j] : 1.0f) > r->threshold;
-}
-
 /* windows of b consecutive tokens (the last one may be shorter) */
 static void add_unions(union_job *u, int site, int T, int n) {
     for (int k = 0; k < u->n_batches; k++) {
@@ -54,13 +50,13 @@ static void on_ffn(void *user, int layer, const int *row_token, int T, const flo
     const int E = u->c->model->n_embd;
     const sf_sparse_rule *in = &S->site[SF_SITE_FFN_IN], *hid = &S->site[SF_SITE_FFN_HIDDEN];
     if (in->on) {
-        for (int64_t i = 0; i < (int64_t)T * E; i++) u->mask[i] = active(in, fabsf(xn[i]), (int)(i % E));
+        for (int64_t i = 0; i < (int64_t)T * E; i++) u->mask[i] = sf_sparse_active(in, xn[i], (int)(i % E));
         add_unions(u, 0, T, E);
     }
     if (hid->on) {
         const bool gate = sp->method == SF_SPARSE_CATS || sp->method == SF_SPARSE_PREDICTOR;
         for (int64_t i = 0; i < (int64_t)T * n_ff; i++)
-            u->mask[i] = active(hid, fabsf(gate ? sf_gate_act(g[i], u->c->model->ffn_act) : h[i]), (int)(i % n_ff));
+            u->mask[i] = sf_sparse_active(hid, gate ? sf_gate_act(g[i], u->c->model->ffn_act) : h[i], (int)(i % n_ff));
         add_unions(u, 1, T, n_ff);
     }
 }
