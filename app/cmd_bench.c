@@ -131,6 +131,12 @@ static void print_md_notes(const sf_bench_result *pp, const sf_bench_result *tg,
         if (tg->attn_density >= 0) printf(", attention channels %.1f %%", 100.0 * tg->attn_density);
         printf("\n");
     }
+    for (int i = 0; i < 2; i++) {
+        const sf_bench_result *x = i ? tg : pp;
+        if (x && x->routed)
+            printf("routes: %s%d ran %.1f %% of the (token, block) executions (random tokens)\n", i ? "tg" : "pp",
+                   x->n_tokens, 100.0 * x->block_fraction);
+    }
 }
 
 /* ------------------------------------------------------------------- main */
@@ -211,6 +217,8 @@ static int run_tests(const cmd_spec *cmd, const app_model_opts *mo, const char *
     bp.n_threads = p->n_threads;
     bp.n_batch = mo->batch;
     bp.sparse = mo->sparse;
+    bp.routes = mo->routes;
+    app_route_policy(mo, &bp.route_policy);
     if (p->fmt == OUT_MD) print_md_header();
     fflush(stdout);
     sf_bench_result pp, tg;
@@ -254,6 +262,7 @@ int cmd_bench(int argc, char **argv) {
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
         APP_ARG_SPARSE(&mo),
+        APP_ARG_ROUTES(&mo),
         {"-p", "--n-prompt", ARG_INT, &bp.n_prompt, "N", "prompt-processing test length; 0 skips it (default: 512)",
          0, 1 << 20, NULL},
         {"-n", "--n-gen", ARG_INT, &bp.n_gen, "N", "generation test length; 0 skips it (default: 128)", 0, 1 << 20,
@@ -295,6 +304,7 @@ int cmd_bench(int argc, char **argv) {
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;
+    if (!app_route_opts_ok(&cmd, &mo)) return APP_EXIT_USAGE;
     printer p = {0};
     if (parse_format(output, &p.fmt) != 0)
         return args_error(&cmd, "--output: '%s' is not one of md, csv, json", output);

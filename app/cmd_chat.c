@@ -142,6 +142,7 @@ int cmd_chat(int argc, char **argv) {
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
         APP_ARG_SPARSE(&mo),
+        APP_ARG_ROUTES(&mo),
         {"-p", "--prompt", ARG_STR, &prompt, "TEXT", "one user turn: answer it and exit (stdin is not read)", 0, 0,
          NULL},
         {"-n", "--n-predict", ARG_INT, &n_predict, "N",
@@ -164,6 +165,7 @@ int cmd_chat(int argc, char **argv) {
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;
+    if (!app_route_opts_ok(&cmd, &mo)) return APP_EXIT_USAGE;
     if (tmpl && !known_template(tmpl)) return args_error(&cmd, "unknown chat template '%s'", tmpl);
     const char *path = app_model_path(&cmd, mo.model);
     if (!path) return APP_EXIT_USAGE;

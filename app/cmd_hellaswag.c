@@ -36,6 +36,7 @@ int cmd_hellaswag(int argc, char **argv) {
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
         APP_ARG_SPARSE(&mo),
+        APP_ARG_ROUTES(&mo),
         {"-f", "--file", ARG_STR, &file, "FILE",
          "tasks, 6 lines each (a name ending in .bz2 is read through 'bzip2 -dc')", 0, 0, NULL},
         {NULL, "--tasks", ARG_INT, &n_tasks, "N", "score N tasks (default: all)", 1, 1e9, NULL},
@@ -57,6 +58,7 @@ int cmd_hellaswag(int argc, char **argv) {
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;
+    if (!app_route_opts_ok(&cmd, &mo)) return APP_EXIT_USAGE;
     if (!file) return args_error(&cmd, "no task file: give -f FILE");
     if (!app_readable(&cmd, "task file", file)) return APP_EXIT_USAGE;
     const char *path = app_model_path(&cmd, mo.model);

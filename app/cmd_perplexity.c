@@ -66,6 +66,7 @@ int cmd_perplexity(int argc, char **argv) {
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
         APP_ARG_SPARSE(&mo),
+        APP_ARG_ROUTES(&mo),
         {"-f", "--file", ARG_STR, &file, "FILE", "text to evaluate, tokenized as one stream", 0, 0, NULL},
         {"-c", "--ctx-size", ARG_INT, &n_ctx, "N",
          "chunk length in tokens (default: 512, or the --kld base's)", 4, 1 << 24, NULL},
@@ -87,6 +88,7 @@ int cmd_perplexity(int argc, char **argv) {
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;
+    if (!app_route_opts_ok(&cmd, &mo)) return APP_EXIT_USAGE;
     if (kld_save && kld_base) return args_error(&cmd, "--kld-save and --kld cannot be combined");
     if (!file && !kld_base) return args_error(&cmd, "no text: give -f FILE");
     if (file && !app_readable(&cmd, "text file", file)) return APP_EXIT_USAGE;

@@ -17,6 +17,7 @@ int cmd_run(int argc, char **argv) {
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
         APP_ARG_SPARSE(&mo),
+        APP_ARG_ROUTES(&mo),
         {"-p", "--prompt", ARG_STR, &prompt, "TEXT", "the prompt", 0, 0, NULL},
         {"-f", "--file", ARG_STR, &file, "FILE", "read the prompt from FILE (its bytes as they are)", 0, 0, NULL},
         {"-n", "--n-predict", ARG_INT, &n_predict, "N",
@@ -39,6 +40,7 @@ int cmd_run(int argc, char **argv) {
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;
+    if (!app_route_opts_ok(&cmd, &mo)) return APP_EXIT_USAGE;
     if (!prompt == !file) return args_error(&cmd, "give exactly one of -p TEXT or -f FILE");
     if (file && !app_readable(&cmd, "prompt file", file)) return APP_EXIT_USAGE;
     const char *path = app_model_path(&cmd, mo.model);

@@ -15,5 +15,6 @@ int cmd_fuse(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_sparsify(int argc, char **argv);
+int cmd_route(int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
 #include "common.h"
 #include "generate.h"
+#include "sparsefuse_routing.h"
 #include "sparsefuse_sparsity.h"
 
 #include <errno.h>
@@ -89,7 +90,40 @@ sf_context *app_new_context(const cmd_spec *cmd, sf_model *m, const app_model_op
         sf_context_free(c);
         return NULL;
     }
+    if (c && o->routes) {
+        if (sf_context_use_routes(c, o->routes) != SF_OK) {
+            app_fail(cmd, "--routes");
+            sf_context_free(c);
+            return NULL;
+        }
+        sf_route_policy rp;
+        app_route_policy(o, &rp);
+        sf_context_route_policy(c, &rp);
+    }
     return c;
+}
+
+void app_route_policy(const app_model_opts *o, sf_route_policy *p) {
+    p->kv = o->route_kv && strcmp(o->route_kv, "preserve") == 0 ? SF_ROUTE_KV_PRESERVE : SF_ROUTE_KV_EXACT;
+    p->rule = o->route_rule && strcmp(o->route_rule, "topk") == 0 ? SF_ROUTE_TOPK : SF_ROUTE_CAUSAL;
+    p->scale = o->route_scale;
+}
+
+bool app_route_opts_ok(const cmd_spec *cmd, const app_model_opts *o) {
+    if (o->route_kv && strcmp(o->route_kv, "exact") && strcmp(o->route_kv, "preserve")) {
+        args_error(cmd, "--route-kv %s is not exact or preserve", o->route_kv);
+        return false;
+    }
+    if (o->route_rule && strcmp(o->route_rule, "causal") && strcmp(o->route_rule, "topk")) {
+        args_error(cmd, "--route-rule %s is not causal or topk", o->route_rule);
+        return false;
+    }
+    if (!o->routes && (o->route_kv || o->route_rule || o->route_scale)) {
+        args_error(cmd, "--route-kv, --route-rule and --route-scale need --routes ROUTES.gguf");
+        return false;
+    }
+    if (o->routes && !app_readable(cmd, "routes side-car", o->routes)) return false;
+    return true;
 }
 
 /* Reads everything from fd into a growing buffer (NUL-terminated). */

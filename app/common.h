@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "sparsefuse.h"
+#include "sparsefuse_routing.h"
 
 #define APP_VERSION "0.1.0"
 #define APP_DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -17,6 +18,9 @@ typedef struct {
     int batch;   /* 0 = 512 */
     bool verbose;
     const char *sparse; /* side-car GGUF (sparsify) the contexts use, or NULL */
+    const char *routes; /* routes side-car (route) the contexts use, or NULL */
+    const char *route_kv, *route_rule; /* --route-kv, --route-rule, or NULL (defaults) */
+    bool route_scale;
 } app_model_opts;
 
 #define APP_ARG_MODEL(o)                                                                          \
@@ -34,6 +38,25 @@ typedef struct {
      "contextual FFN sparsity from a side-car written by 'sparsefuse sparsify': decode steps run sparse "     \
      "(perplexity: the scored half of each chunk; hellaswag: every token; prompts stay dense)", 0, 0,            \
      NULL}
+#define APP_ARG_ROUTES(o)                                                                         \
+    {NULL, "--routes", ARG_STR, &(o)->routes, "ROUTES.gguf",                                       \
+     "depth routing (Mixture-of-Depths) from a side-car written by 'sparsefuse route': routed blocks run only "  \
+     "for the tokens their router picks; static ones for none", 0, 0, NULL},                                    \
+    {NULL, "--route-kv", ARG_STR, &(o)->route_kv, "exact|preserve",                                \
+     "with --routes: a token that skips a block writes no K/V there and later tokens do not see it (exact, "     \
+     "MoD; default), or it still stores its K/V there (preserve, FlexiDepth)", 0, 0, NULL},                     \
+    {NULL, "--route-rule", ARG_STR, &(o)->route_rule, "causal|topk",                               \
+     "with --routes: which tokens run a routed block: score above the calibrated threshold (causal; default), "  \
+     "or the capacity's top-k of each prompt batch (topk, MoD's expert choice; one-token calls stay causal)",    \
+     0, 0, NULL},                                                                                 \
+    {NULL, "--route-scale", ARG_FLAG, &(o)->route_scale, NULL,                                     \
+     "with --routes: x + r * f(x), the block output scaled by the router score (MoD-trained routers; "          \
+     "default: x + f(x))", 0, 0, NULL}
+/* The policy the --route-* options ask for. */
+void app_route_policy(const app_model_opts *o, sf_route_policy *p);
+/* Checks the --route-* options (usage error printed; false if bad). */
+bool app_route_opts_ok(const cmd_spec *cmd, const app_model_opts *o);
+
 /* -m -t -b -v */
 #define APP_MODEL_ARGS(o) APP_ARG_MODEL(o), APP_ARG_THREADS(o), APP_ARG_BATCH(o), APP_ARG_VERBOSE(o)
 

@@ -23,6 +23,7 @@ static const struct {
     {"synth", cmd_synth, "write a random-weight model in a real model's shape (speed tests)"},
     {"fuse", cmd_fuse, "FFN Fusion: drop attention, fuse FFN runs, write a deci GGUF"},
     {"sparsify", cmd_sparsify, "contextual sparsity: calibrate FFN thresholds, write a side-car for --sparse"},
+    {"route", cmd_route, "depth routing: fit Mixture-of-Depths routers (or a static block removal), write a side-car for --routes"},
 };
 enum { N_CMDS = sizeof g_cmds / sizeof g_cmds[0] };
 

@@ -7,6 +7,7 @@
 #define SPARSEFUSE_EVAL_H
 
 #include "sparsefuse.h"
+#include "sparsefuse_routing.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -122,6 +123,8 @@ typedef struct {
     const char *sparse; /* side-car (sparsify) for the context, or NULL: decode steps run sparse */
     int sparse_batch;   /* with a side-car: every token of a call of at most this many tokens runs
                          * sparse, one by one (0 or 1: decode steps only; pp with -b <= this: sparse prefill) */
+    const char *routes; /* routes side-car (route) for the context, or NULL */
+    sf_route_policy route_policy;
 } sf_bench_params;
 
 typedef struct {
@@ -141,6 +144,9 @@ typedef struct {
     bool sparse;
     uint64_t sparse_bytes;
     double sparse_gbps, hidden_density, in_density, attn_density; /* densities: -1 where that site is dense */
+    /* with routes: the fraction of (token, block) executions that ran in the timed repetitions */
+    bool routed;
+    double block_fraction;
 } sf_bench_result;
 
 sf_bench_params sf_bench_default_params(void); /* 512, 128, 5 reps */

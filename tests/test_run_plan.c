@@ -19,8 +19,8 @@
 #include "model/context.h"
 #include "model/model.h"
 #include "sparsefuse_eval.h"
-#include "tensor/fp16.h"
 #include "tensor/types.h"
+#include "ref_forward.h"
 #include "testutil.h"
 
 enum { N_PRE = 12, N_DEC = 5, N_ALL = N_PRE + N_DEC };
@@ -62,15 +62,6 @@ static sf_context *new_context(int n_batch) {
     return c;
 }
 
-static double nmse(const float *a, const double *ref, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        num += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
-        den += ref[i] * ref[i];
-    }
-    return num / den;
-}
-
 /* ---- the masks: [n_layer][N_ALL] each ---- */
 
 static bool g_skip_attn[2 * N_ALL], g_skip_ffn[2 * N_ALL];
@@ -96,124 +87,11 @@ static void slice_masks(int t0, int n, bool *attn, bool *ffn) {
         }
 }
 
-/* ---- the naive reference ---- */
+/* ---- the naive reference (ref_forward.c) under the masks ---- */
 
-typedef struct {
-    int n;                 /* entries */
-    int pos[N_ALL];
-    double *k, *v;         /* [N_ALL][n_head_kv * head_dim] */
-} ref_kv;
-
-static void ref_rmsnorm(double *y, const double *x, const float *w, int n, float eps) {
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
-    const double r = 1.0 / sqrt(ss / n + eps);
-    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
-}
-
-/* y[n_out] = W x, W an F32 tensor of rows of n_in */
-static void ref_matvec(double *y, const sf_gguf_tensor *w, const double *x) {
-    const float *W = w->data;
-    const int64_t n_in = w->ne[0], n_out = w->ne[1];
-    for (int64_t o = 0; o < n_out; o++) {
-        double s = 0;
-        for (int64_t i = 0; i < n_in; i++) s += (double)W[o * n_in + i] * x[i];
-        y[o] = s;
-    }
-}
-
-/* llama's RoPE: pairs (2i, 2i+1) rotated by pos * base^(-2i/n_rot) / factor_i */
-static void ref_rope(double *x, int pos, const sf_layer *L) {
-    const sf_model *m = g_m;
-    for (int i = 0; i < m->n_rot / 2; i++) {
-        const double ff = m->rope_freq_factors ? m->rope_freq_factors[i] : 1.0;
-        const double th = m->rope_freq_scale * pos * pow(L->rope_base, -2.0 * i / m->n_rot) / ff;
-        const double a = x[2 * i], b = x[2 * i + 1];
-        x[2 * i] = a * cos(th) - b * sin(th);
-        x[2 * i + 1] = a * sin(th) + b * cos(th);
-    }
-}
-
-static double f16_round(double x) { return sf_fp16_to_fp32(sf_fp32_to_fp16((float)x)); }
-
-/* One token through the model under the masks; logits[n_vocab]. */
-static void ref_token(int t, ref_kv *kv, double *logits) {
-    const sf_model *m = g_m;
-    const int E = m->n_embd, hd = m->head_dim_k;
-    double *x = calloc(E, sizeof(double)), *h = calloc(E, sizeof(double)), *o = calloc(E, sizeof(double));
-    double *ff_a = calloc(m->n_ff_max, sizeof(double)), *ff_b = calloc(m->n_ff_max, sizeof(double));
-    double *q = calloc((size_t)m->n_head_max * hd, sizeof(double)), *att = calloc((size_t)m->n_head_max * hd, sizeof(double));
-    double *k = calloc((size_t)m->n_head_kv_max * hd, sizeof(double)), *v = calloc((size_t)m->n_head_kv_max * hd, sizeof(double));
-    double *sc = calloc(N_ALL, sizeof(double));
-    const float *emb = (const float *)m->token_embd->data + (size_t)g_tok[t] * E;
-    for (int e = 0; e < E; e++) x[e] = emb[e];
-    for (int l = 0; l < m->n_layer; l++) {
-        const sf_layer *L = &m->layers[l];
-        if (!g_skip_attn[l * N_ALL + t]) {
-            ref_rmsnorm(h, x, L->attn_norm->data, E, m->norm_eps);
-            ref_matvec(q, L->wq, h);
-            ref_matvec(k, L->wk, h);
-            ref_matvec(v, L->wv, h);
-            for (int hh = 0; hh < L->n_head; hh++) ref_rope(q + hh * hd, t, L);
-            for (int hh = 0; hh < L->n_head_kv; hh++) ref_rope(k + hh * hd, t, L);
-            /* this token's entry, stored as the cache stores it (f16) */
-            ref_kv *c = &kv[l];
-            const size_t row = (size_t)L->n_head_kv * hd;
-            for (size_t i = 0; i < row; i++) {
-                c->k[c->n * row + i] = f16_round(k[i]);
-                c->v[c->n * row + i] = f16_round(v[i]);
-            }
-            c->pos[c->n++] = t;
-            for (int i = 0; i < L->n_head * hd; i++) q[i] = f16_round(q[i]); /* as ggml's VEC path reads it */
-            for (int hh = 0; hh < L->n_head; hh++) {
-                const int kh = hh / (L->n_head / L->n_head_kv);
-                double mx = -INFINITY, sum = 0;
-                for (int s = 0; s < c->n; s++) {
-                    double d = 0;
-                    for (int i = 0; i < hd; i++) d += q[hh * hd + i] * c->k[s * row + kh * hd + i];
-                    sc[s] = d * m->attn_scale;
-                    mx = sc[s] > mx ? sc[s] : mx;
-                }
-                for (int s = 0; s < c->n; s++) sum += sc[s] = exp(sc[s] - mx);
-                for (int i = 0; i < hd; i++) {
-                    double a = 0;
-                    for (int s = 0; s < c->n; s++) a += sc[s] * c->v[s * row + kh * hd + i];
-                    att[hh * hd + i] = a / sum;
-                }
-            }
-            ref_matvec(o, L->wo, att);
-            for (int e = 0; e < E; e++) x[e] += o[e];
-        }
-        if (!g_skip_ffn[l * N_ALL + t]) {
-            ref_rmsnorm(h, x, L->ffn_norm->data, E, m->norm_eps);
-            ref_matvec(ff_a, L->ffn_gate, h);
-            ref_matvec(ff_b, L->ffn_up, h);
-            for (int i = 0; i < L->n_ff; i++) ff_a[i] = ff_a[i] / (1.0 + exp(-ff_a[i])) * ff_b[i];
-            ref_matvec(o, L->ffn_down, ff_a);
-            for (int e = 0; e < E; e++) x[e] += o[e];
-        }
-    }
-    ref_rmsnorm(h, x, m->output_norm->data, E, m->norm_eps);
-    ref_matvec(logits, m->output, h);
-    free(x); free(h); free(o); free(ff_a); free(ff_b); free(q); free(att); free(k); free(v); free(sc);
-}
-
-/* Reference logits of every token of the sequence, [N_ALL][n_vocab]. */
-static double *ref_logits(void) {
-    const sf_model *m = g_m;
-    ref_kv kv[2];
-    for (int l = 0; l < 2; l++) {
-        kv[l].n = 0;
-        kv[l].k = calloc((size_t)N_ALL * m->n_head_kv_max * m->head_dim_k, sizeof(double));
-        kv[l].v = calloc((size_t)N_ALL * m->n_head_kv_max * m->head_dim_v, sizeof(double));
-    }
-    double *out = malloc(sizeof(double) * N_ALL * m->n_vocab);
-    for (int t = 0; t < N_ALL; t++) ref_token(t, kv, out + (size_t)t * m->n_vocab);
-    for (int l = 0; l < 2; l++) {
-        free(kv[l].k);
-        free(kv[l].v);
-    }
-    return out;
+static double *ref_masked(void) {
+    ref_spec r = {.m = g_m, .n_tok = N_ALL, .tok = g_tok, .skip_attn = g_skip_attn, .skip_ffn = g_skip_ffn};
+    return ref_logits(&r);
 }
 
 /* ---- the tests ---- */
@@ -283,12 +161,12 @@ static void test_skip_plan_matches_reference(void **state) {
     (void)state;
     const int V = g_m->n_vocab;
     make_masks();
-    double *ref = ref_logits();
+    double *ref = ref_masked();
     sf_context *c = new_context(N_ALL);
     float *got = run_routed(c, N_PRE);
     double worst = 0;
     for (int t = 0; t < N_ALL; t++) {
-        const double e = nmse(got + (size_t)t * V, ref + (size_t)t * V, (size_t)V);
+        const double e = ref_nmse(got + (size_t)t * V, ref + (size_t)t * V, (size_t)V);
         worst = e > worst ? e : worst;
     }
     /* what remains is ggml's f16 accumulation of V in the VEC path (8.2e-7 here) */
@@ -297,8 +175,8 @@ static void test_skip_plan_matches_reference(void **state) {
     /* the masks matter: the dense pass is far from the reference */
     memset(g_skip_attn, 0, sizeof g_skip_attn);
     memset(g_skip_ffn, 0, sizeof g_skip_ffn);
-    double *dense_ref = ref_logits();
-    assert_true(nmse(got + (size_t)(N_ALL - 1) * V, dense_ref + (size_t)(N_ALL - 1) * V, (size_t)V) > 1e-3);
+    double *dense_ref = ref_masked();
+    assert_true(ref_nmse(got + (size_t)(N_ALL - 1) * V, dense_ref + (size_t)(N_ALL - 1) * V, (size_t)V) > 1e-3);
 
     /* the same plan token by token (batches of 1, then 5) */
     make_masks();

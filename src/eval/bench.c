@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "eval/eval_internal.h"
 #include "model/context.h"
+#include "route/routes.h"
 #include "sparse/sparse.h"
 
 sf_bench_params sf_bench_default_params(void) {
@@ -48,6 +49,26 @@ static int run_once(sf_context *c, const int32_t *depth, int n_depth, const int3
 
 /* What the side-car's steps read (sf_bench_result.sparse_*), from the
  * context's counters over the test's runs. */
+/* The share of (token, block) executions the routes let run since the last
+ * reset: routed blocks as counted, dropped ones none, the others all. */
+static void route_fraction(sf_context *c, sf_bench_result *out) {
+    if (!c->routes) return;
+    const int L = c->model->n_layer;
+    int64_t *ran = malloc(sizeof(int64_t) * 2 * (size_t)L), tokens = 0;
+    if (!ran) return;
+    int64_t *seen = ran + L;
+    sf_context_route_stats(c, ran, seen, true);
+    for (int l = 0; l < L; l++) tokens = seen[l] > tokens ? seen[l] : tokens;
+    double run = 0;
+    for (int l = 0; l < L; l++) {
+        const sf_route_layer *R = &c->routes->layers[l];
+        run += R->dropped ? 0.0 : R->routed ? (tokens ? (double)ran[l] / tokens : 0.0) : 1.0;
+    }
+    free(ran);
+    out->routed = true;
+    out->block_fraction = run / L;
+}
+
 static void sparse_bytes(sf_context *c, uint64_t weight_bytes, sf_bench_result *out) {
     sf_sparse_stats st;
     sf_context_sparse_stats(c, &st, true);
@@ -80,6 +101,7 @@ static int run_test(sf_context *c, const int32_t *depth, int n_depth, const int3
     /* warm-up: the whole prompt for pp, a single token for tg (llama-bench) */
     int rc = run_once(c, depth, n_depth, toks, tg ? 1 : n, tg, &sec, &barriers);
     memset(out, 0, sizeof *out);
+    sf_context_route_stats(c, NULL, NULL, true);
     double sum = 0.0, sum2 = 0.0, sum_sec = 0.0;
     for (int r = 0; rc == SF_OK && r < reps; r++) {
         rc = run_once(c, depth, n_depth, toks, n, tg, &sec, &barriers);
@@ -104,6 +126,7 @@ static int run_test(sf_context *c, const int32_t *depth, int n_depth, const int3
     out->weight_bytes = weight_bytes;
     out->gbps = (double)weight_bytes * out->tps_mean * out->steps / n / 1e9;
     sparse_bytes(c, weight_bytes, out);
+    route_fraction(c, out);
     return SF_OK;
 }
 
@@ -138,6 +161,11 @@ int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *p
         return sf_fail_context(SF_ERR_ARG, "bench: --sparse");
     }
     if (p.sparse && p.sparse_batch > 1) sf_context_sparse_policy(c, p.sparse_batch, INT_MAX);
+    if (p.routes && sf_context_use_routes(c, p.routes) != SF_OK) {
+        sf_context_free(c);
+        return sf_fail_context(SF_ERR_ARG, "bench: --routes");
+    }
+    if (p.routes) sf_context_route_policy(c, &p.route_policy);
     int32_t *toks = malloc((size_t)(n_max + p.n_depth) * sizeof *toks); /* [n_max + n_depth]: test, then depth */
     if (!toks) {
         sf_context_free(c);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "route/route_run.h"
 #include "sparse/sparse.h"
 #include "tensor/types.h"
 
@@ -157,6 +158,7 @@ void sf_context_free(sf_context *c) {
     free(c->x0); free(c->xsum); free(c->pos); free(c->tokens); free(c->logits);
     free(c->x_gather); free(c->pos_gather); free(c->row_token);
     sf_sparse_detach(c);
+    sf_routes_detach(c);
     free(c);
 }
 

@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "tensor/fp16.h"
 #include "tensor/matmul.h"
+#include "sparsefuse_routing.h"
 #include "sparsefuse_sparsity.h"
 
 /* Activation types a weight can ask for (its vec_dot_type). */
@@ -75,6 +76,17 @@ struct sf_context {
     void *sp_pscratch, *sp_zq; /* predictor: sf_predictor_project's scratch and its z = A x̃ (Q8_0) */
     sf_sparse_stats sp_stats;
     struct sf_wcache_set *sp_cache; /* SF_SPARSE_CACHE=diff: the differential weight caches, or NULL */
+
+    /* Depth routing (route/routes.h): the routes in use, or NULL, and how they run. */
+    struct sf_routes *routes;
+    sf_route_policy route_policy;
+    float *route_score;  /* [B] router score of each token of the batch at the current block */
+    bool *route_skip;    /* [B] token skips the current routed block */
+    bool *route_kv_only; /* [B] it skips, but stores its K/V there (KV-preserving policy) */
+    float *route_x_in;   /* [B][n_embd] block input of each token (scaled outputs, KV-preserving restores) */
+    int64_t *route_ran, *route_seen; /* [n_layer] tokens that ran / reached each block since the last reset */
+    bool *route_map;     /* [B][n_layer] decisions of the last batch, when kept (NULL otherwise) */
+    int route_map_n;     /* tokens in route_map */
 
     float *logits;   /* [B][n_vocab] */
     int n_logits;    /* rows of logits valid after the last decode */

@@ -16,6 +16,7 @@
 #include "model/debug_dump.h"
 #include "model/forward_impl.h"
 #include "model/ops.h"
+#include "route/route_run.h"
 #include "sparse/sparse.h"
 #include "tensor/types.h"
 
@@ -38,6 +39,7 @@ typedef struct {
     uint32_t quant_kinds;    /* bit mask of SF_ACT_* to produce from the normed rows */
     int t0;                  /* first token for the final norm */
     bool keep_gate;          /* gate/up: h into hb2, the gate pre-activations kept in hb */
+    bool kv_only;            /* RoPE/store: K and V only (no queries computed) */
 } sf_job;
 
 static int act_kind(sf_type vec_dot_type) {
@@ -153,12 +155,12 @@ static void region_rope_store(void *arg, int ith, int nth) {
     const sf_model *m = c->model;
     const sf_layer *L = j->L;
     const int hk = m->head_dim_k, hv = m->head_dim_v;
-    const int heads = L->n_head + L->n_head_kv;
+    const int h0 = j->kv_only ? L->n_head : 0, heads = L->n_head + L->n_head_kv - h0;
     float cs[1024]; /* n_rot <= head_dim_k <= 1024 */
     int64_t i0, i1;
     sf_split_range((int64_t)j->T * heads, ith, nth, 1, &i0, &i1);
     for (int64_t i = i0; i < i1; i++) {
-        const int t = (int)(i / heads), h = (int)(i % heads);
+        const int t = (int)(i / heads), h = h0 + (int)(i % heads);
         const int p = c->pos[t];
         sf_rope_table(cs, m->n_rot, p, L->rope_base, m->rope_freq_scale, c->rope_factors, m->rope_attn_factor);
         if (h < L->n_head) {
@@ -388,6 +390,22 @@ static void attention_sublayer(sf_context *c, const sf_layer *L, const pass *ps,
     }
 }
 
+/* K, V = RoPE(Wk h + bk), Wv h + bv stored for tokens that skip the block
+ * but keep their KV entry there (KV-preserving routing), h = norm(x). */
+static void kv_only_sublayer(sf_context *c, const sf_layer *L, int T) {
+    const sf_model *m = c->model;
+    sf_fw_norm_quantize(c, T, L->attn_norm, sf_fw_kinds_for(L->wk, L->wv, NULL));
+    sf_job jkv = {.c = c, .T = T, .n_mats = 2, .mats = {sf_fw_matrix_of(L->wk), sf_fw_matrix_of(L->wv)},
+                  .outs = {c->k, c->v},
+                  .out_stride = {(int64_t)L->n_head_kv * m->head_dim_k, (int64_t)L->n_head_kv * m->head_dim_v},
+                  .act_kind = {sf_fw_weight_kind(L->wk), sf_fw_weight_kind(L->wv)},
+                  .bias = {bias_of(L->bk), bias_of(L->bv)}};
+    sf_fw_run_region(c, region_matmul, &jkv);
+    sf_kv_cells_append(&c->kv_cells[L->kv_slot], c->pos, T, L->swa ? m->n_swa : 0, c->cell, c->cell_lo);
+    sf_job j = {.c = c, .L = L, .T = T, .kv_only = true};
+    sf_fw_run_region(c, region_rope_store, &j);
+}
+
 /* x += post_norm(W_down · (act(W_gate h) ⊙ W_up h)), h = norm(x). */
 static void ffn_sublayer(sf_context *c, const sf_layer *L, const pass *ps, int T) {
     const sf_model *m = c->model;
@@ -461,8 +479,7 @@ static const bool *batch_mask(const pass *ps, const bool *mask, int il) {
 /* The FFN of layer il for the tokens that do not skip it: the dense
  * sub-layer as one batch, and, where the context uses a side-car that makes
  * this layer sparse, each token its policy picks through the sparse one. */
-static void ffn_step(sf_context *c, const pass *ps, const sf_layer *L, int il) {
-    const bool *skip = batch_mask(ps, ps->plan->skip_ffn, il);
+static void ffn_step(sf_context *c, const pass *ps, const sf_layer *L, int il, const bool *skip) {
     const sf_sparse_layer *S = c->sparse ? &c->sparse->layers[il] : NULL;
     if (!S || !(S->site[SF_SITE_FFN_IN].on || S->site[SF_SITE_FFN_HIDDEN].on)) {
         routed(c, ps, L, skip, ffn_sublayer);
@@ -485,15 +502,68 @@ static void show(sf_context *c, const pass *ps, int il, sf_stage stage) {
     if (ps->plan->on_stage) ps->plan->on_stage(ps->plan->user, il, stage, c->x, ps->T);
 }
 
-/* One block: attention then FFN, each for the tokens the plan routes through it. */
+/* The attention of a routed block for the tokens its router picked (skip:
+ * the others). KV-preserving, the others still store K/V here: alone, only
+ * that; in a batch with running tokens, the whole sub-layer runs (their
+ * K/V in position order with the rest) and their residual rows are put
+ * back (c->route_x_in holds the block input). */
+static void routed_attention(sf_context *c, const pass *ps, const sf_layer *L, const bool *skip, int n_run) {
+    const int T = ps->T;
+    const size_t E = (size_t)c->model->n_embd;
+    if (c->route_policy.kv != SF_ROUTE_KV_PRESERVE || L->attn != SF_ATTN_DENSE || n_run == T) {
+        routed(c, ps, L, skip, attention_sublayer);
+    } else if (n_run == 0) {
+        kv_only_sublayer(c, L, T);
+    } else {
+        routed(c, ps, L, NULL, attention_sublayer);
+        for (int t = 0; t < T; t++)
+            if (skip[t]) memcpy(c->x + t * E, c->route_x_in + t * E, sizeof(float) * E);
+    }
+}
+
+/* A routed block (Mixture-of-Depths): x + f(x) (or x + r·f(x) when the
+ * policy scales by the router score r) for the tokens the router picks, x
+ * for the others; f is attention then FFN among the picked tokens. */
+static void routed_block(sf_context *c, const pass *ps, const sf_layer *L, int il) {
+    const sf_run_plan *p = ps->plan;
+    const int T = ps->T;
+    const size_t E = (size_t)c->model->n_embd;
+    sf_route_decide(c, il, T);
+    const bool *skip = c->route_skip;
+    int n_run = 0;
+    for (int t = 0; t < T; t++) n_run += !skip[t];
+    const bool scale = c->route_policy.scale;
+    if (scale || c->route_policy.kv == SF_ROUTE_KV_PRESERVE) memcpy(c->route_x_in, c->x, sizeof(float) * T * E);
+    if (L->attn != SF_ATTN_NONE && !(p->drop_attn && p->drop_attn[il])) routed_attention(c, ps, L, skip, n_run);
+    show(c, ps, il, SF_STAGE_AFTER_ATTN);
+    if (L->ffn != SF_FFN_NONE && !(p->drop_ffn && p->drop_ffn[il])) ffn_step(c, ps, L, il, skip);
+    for (int t = 0; scale && t < T; t++) {
+        if (skip[t]) continue;
+        float *x = c->x + t * E;
+        const float *x0 = c->route_x_in + t * E, r = c->route_score[t];
+        for (size_t e = 0; e < E; e++) x[e] = x0[e] + r * (x[e] - x0[e]);
+    }
+}
+
+/* One block: attention then FFN, each for the tokens the plan (or the
+ * block's router) sends through it. */
 static void layer_forward(sf_context *c, const pass *ps, int il) {
     const sf_layer *L = &c->model->layers[il];
     const sf_run_plan *p = ps->plan;
     show(c, ps, il, SF_STAGE_INPUT);
-    if (L->attn != SF_ATTN_NONE && !(p->drop_attn && p->drop_attn[il]))
-        routed(c, ps, L, batch_mask(ps, p->skip_attn, il), attention_sublayer);
+    if (c->routes && c->routes->layers[il].dropped) {
+        /* statically pruned: no token runs it */
+    } else if (sf_route_layer_of(c, il)) {
+        routed_block(c, ps, L, il);
+        show(c, ps, il, SF_STAGE_OUTPUT);
+        return;
+    } else {
+        if (L->attn != SF_ATTN_NONE && !(p->drop_attn && p->drop_attn[il]))
+            routed(c, ps, L, batch_mask(ps, p->skip_attn, il), attention_sublayer);
+    }
     show(c, ps, il, SF_STAGE_AFTER_ATTN);
-    if (L->ffn != SF_FFN_NONE && !(p->drop_ffn && p->drop_ffn[il])) ffn_step(c, ps, L, il);
+    if (L->ffn != SF_FFN_NONE && !(p->drop_ffn && p->drop_ffn[il]) && !(c->routes && c->routes->layers[il].dropped))
+        ffn_step(c, ps, L, il, batch_mask(ps, p->skip_ffn, il));
     show(c, ps, il, SF_STAGE_OUTPUT);
 }
 
@@ -549,13 +619,16 @@ static void lm_head(sf_context *c, int T, int n_out) {
 }
 
 /* What a plan may not ask of this model. */
-static int check_plan(const sf_model *m, const sf_run_plan *p, int start, int end) {
+static int check_plan(const sf_context *c, const sf_run_plan *p, int start, int end) {
+    const sf_model *m = c->model;
     if (start < 0 || start >= m->n_layer || (start > 0 && !p->x_start))
         return sf_fail(SF_ERR_ARG, "run plan: start layer %d is not one of the %d layers, or has no input", start,
                        m->n_layer);
     if (end <= start || end > m->n_layer)
         return sf_fail(SF_ERR_ARG, "run plan: end layer %d is not after start layer %d (of %d)", end, start,
                        m->n_layer);
+    if (c->routes && (p->skip_attn || p->skip_ffn))
+        return sf_fail(SF_ERR_UNSUPPORTED, "run plan: per-token skip masks cannot be combined with routers");
     for (int il = start; il < end; il++) {
         const sf_layer *L = &m->layers[il];
         if (L->group_first == L->group_last) continue;
@@ -580,7 +653,7 @@ int sf_forward_part(sf_context *c, const int32_t *tokens, int T, int logits_from
     const sf_model *m = c->model;
     const sf_run_plan *p = plan ? plan : &dense;
     const int start = p->start_layer, end = p->end_layer > 0 ? p->end_layer : m->n_layer;
-    int rc = check_plan(m, p, start, end);
+    int rc = check_plan(c, p, start, end);
     if (rc) return rc;
     const pass ps = {.plan = p, .T = T, .n_out = T - logits_from, .t_first = t_first, .n_tokens = n_tokens};
 
@@ -596,6 +669,7 @@ int sf_forward_part(sf_context *c, const int32_t *tokens, int T, int logits_from
         sf_pool_run(c->pool, region_embed, &je);
     }
 
+    sf_route_map_begin(c, T);
     for (int il = start; il < end;) {
         const sf_layer *L = &m->layers[il];
         if (L->group_last > il) {

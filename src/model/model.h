@@ -76,4 +76,23 @@ struct sf_model {
     const char *ftype_name;
 };
 
+/* A hash of the model's shape, tensor names/types/shapes and a few bytes of
+ * every tensor (sidecar_base.c): a side-car records it and refuses any other
+ * model. */
+uint64_t sf_model_fingerprint(const sf_model *m);
+
+/* A kind of side-car: general.architecture = arch, and under prefix the keys
+ * .version and .base.{name,n_layer,n_embd,fingerprint} of its base model. */
+typedef struct {
+    const char *name;   /* "sparsity", for messages */
+    const char *arch;   /* "sparsefuse-sparsity" */
+    const char *prefix; /* "sparsefuse.sparsity" */
+    uint32_t version;
+} sf_sidecar_kind;
+/* Checks a side-car's header against m: SF_ERR_FORMAT when it is not one,
+ * SF_ERR_UNSUPPORTED for another version, SF_ERR_ARG for another model. */
+int sf_sidecar_check(const sf_gguf *g, const char *path, const sf_model *m, const sf_sidecar_kind *k);
+/* Writes those header keys for m. */
+int sf_sidecar_write_header(sf_gguf_writer *w, const sf_model *m, const sf_sidecar_kind *k);
+
 #endif

@@ -32,31 +32,6 @@ int sf_sparse_type_parse(const char *name) {
     return -1;
 }
 
-/* FNV-1a, 64 bit */
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
-uint64_t sf_sparse_fingerprint(const sf_model *m) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    const int32_t dims[3] = {m->n_layer, m->n_embd, m->n_vocab};
-    h = fnv(h, dims, sizeof dims);
-    for (int64_t i = 0; i < sf_gguf_n_tensors(m->gguf); i++) {
-        const sf_gguf_tensor *t = sf_gguf_tensor_at(m->gguf, i);
-        h = fnv(h, t->name, strlen(t->name));
-        const int64_t shape[5] = {t->type, t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
-        h = fnv(h, shape, sizeof shape);
-        /* the first and last 64 bytes of the data: weights that were changed
-         * (healed, requantized) under the same names give another hash */
-        const size_t k = t->nbytes < 64 ? t->nbytes : 64;
-        h = fnv(h, t->data, k);
-        h = fnv(h, (const unsigned char *)t->data + t->nbytes - k, k);
-    }
-    return h;
-}
-
 static int need_u32(const sf_gguf *g, const char *path, const char *key, uint32_t *v) {
     int rc = sf_gguf_get_u32(g, key, v);
     if (rc == SF_ERR_RANGE) return sf_fail(SF_ERR_FORMAT, "%s: not a sparsity side-car: %s is missing", path, key);
@@ -99,33 +74,12 @@ static int need_tensor(const sf_gguf *g, const char *path, const char *name, int
     return SF_OK;
 }
 
+const sf_sidecar_kind sf_sparse_sidecar = {"sparsity", SF_SPARSE_ARCH, "sparsefuse.sparsity", SF_SPARSE_VERSION};
+
 static int bind(sf_sparse *s, const char *path, const sf_model *m) {
     const sf_gguf *g = s->g;
-    sf_gguf_str arch;
-    if (sf_gguf_get_str(g, "general.architecture", &arch) != SF_OK || arch.len != strlen(SF_SPARSE_ARCH) ||
-        memcmp(arch.ptr, SF_SPARSE_ARCH, arch.len) != 0)
-        return sf_fail(SF_ERR_FORMAT, "%s: not a sparsity side-car (general.architecture is not '%s')", path,
-                       SF_SPARSE_ARCH);
-    uint32_t version, n_layer, n_embd;
-    int rc = need_u32(g, path, "sparsefuse.sparsity.version", &version);
-    if (!rc && version != SF_SPARSE_VERSION)
-        rc = sf_fail(SF_ERR_UNSUPPORTED, "%s: side-car version %u, this build reads version %u", path, version,
-                     SF_SPARSE_VERSION);
-    if (!rc) rc = need_u32(g, path, "sparsefuse.sparsity.base.n_layer", &n_layer);
-    if (!rc) rc = need_u32(g, path, "sparsefuse.sparsity.base.n_embd", &n_embd);
+    int rc = sf_sidecar_check(g, path, m, &sf_sparse_sidecar);
     if (rc) return rc;
-    uint64_t fp;
-    rc = sf_gguf_get_u64(g, "sparsefuse.sparsity.base.fingerprint", &fp);
-    if (rc == SF_ERR_RANGE) return sf_fail(SF_ERR_FORMAT, "%s: sparsefuse.sparsity.base.fingerprint is missing", path);
-    if (rc) return rc;
-    sf_gguf_str base = {"", 0};
-    sf_gguf_get_str(g, "sparsefuse.sparsity.base.name", &base);
-    if ((int)n_layer != m->n_layer || (int)n_embd != m->n_embd || fp != sf_sparse_fingerprint(m))
-        return sf_fail(SF_ERR_ARG,
-                       "%s was written for another model ('%.*s', %u layers, n_embd %u); this model is '%s' "
-                       "(%d layers, n_embd %d)%s",
-                       path, (int)base.len, base.ptr, n_layer, n_embd, m->name ? m->name : "", m->n_layer, m->n_embd,
-                       (int)n_layer == m->n_layer && (int)n_embd == m->n_embd ? " with other weights" : "");
     sf_gguf_str method;
     if (sf_gguf_get_str(g, "sparsefuse.sparsity.method", &method) != SF_OK)
         return sf_fail(SF_ERR_FORMAT, "%s: sparsefuse.sparsity.method is missing", path);
@@ -137,7 +91,7 @@ static int bind(sf_sparse *s, const char *path, const sf_model *m) {
     if (s->method == SF_SPARSE_PREDICTOR) {
         uint32_t rank;
         rc = need_u32(g, path, "sparsefuse.sparsity.predictor.rank", &rank);
-        if (!rc && (rank < 32 || rank % 32 != 0 || rank > n_embd))
+        if (!rc && (rank < 32 || rank % 32 != 0 || rank > (uint32_t)m->n_embd))
             rc = sf_fail(SF_ERR_FORMAT, "%s: predictor rank %u is not a multiple of 32 in [32, n_embd]", path, rank);
         if (rc) return rc;
         s->rank = (int)rank;

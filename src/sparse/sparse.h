@@ -6,7 +6,7 @@
  *   sparsefuse.sparsity.method        str   teal | cats | wina | predictor
  *   sparsefuse.sparsity.target        f32   the level asked for
  *   sparsefuse.sparsity.base.name     str   general.name of the base model
- *   sparsefuse.sparsity.base.fingerprint u64 sf_sparse_fingerprint of the base
+ *   sparsefuse.sparsity.base.fingerprint u64 sf_model_fingerprint of the base
  *   sparsefuse.sparsity.base.n_layer / n_embd   u32
  *   sparsefuse.sparsity.{ffn_in,ffn_hidden,attn_in,attn_out}.threshold  f32[n_layer]
  *   sparsefuse.sparsity.{ffn_in,ffn_hidden,attn_in,attn_out}.level      f32[n_layer]
@@ -83,9 +83,8 @@ typedef struct sf_sparse {
     sf_sparse_layer *layers; /* [n_layer] */
 } sf_sparse;
 
-/* A hash of the model's shape, tensor names/types/shapes and a few bytes of
- * every tensor: a side-car records it and refuses any other model. */
-uint64_t sf_sparse_fingerprint(const sf_model *m);
+/* Its header keys (model.h). */
+extern const sf_sidecar_kind sf_sparse_sidecar;
 
 /* Opens and validates a side-car against m (shapes, names, fingerprint). */
 int sf_sparse_open(const char *path, const sf_model *m, sf_sparse **out);

@@ -478,14 +478,9 @@ int sparsify_write(const sparsify_state *st, const float *thr, const float *lvl,
     const layer_out *lo = st->lo;
     sf_gguf_writer *w = sf_gguf_writer_new();
     if (!w) return sf_fail(SF_ERR_NOMEM, "out of memory");
-    int rc = sf_gguf_writer_set_str(w, "general.architecture", SF_SPARSE_ARCH);
-    if (!rc) rc = sf_gguf_writer_set_u32(w, "sparsefuse.sparsity.version", SF_SPARSE_VERSION);
+    int rc = sf_sidecar_write_header(w, m, &sf_sparse_sidecar);
     if (!rc) rc = sf_gguf_writer_set_str(w, "sparsefuse.sparsity.method", sf_sparse_method_name(p->method));
     if (!rc) rc = sf_gguf_writer_set_f32(w, "sparsefuse.sparsity.target", p->sparsity);
-    if (!rc) rc = sf_gguf_writer_set_str(w, "sparsefuse.sparsity.base.name", m->name ? m->name : "");
-    if (!rc) rc = sf_gguf_writer_set_u64(w, "sparsefuse.sparsity.base.fingerprint", sf_sparse_fingerprint(m));
-    if (!rc) rc = sf_gguf_writer_set_u32(w, "sparsefuse.sparsity.base.n_layer", (uint32_t)m->n_layer);
-    if (!rc) rc = sf_gguf_writer_set_u32(w, "sparsefuse.sparsity.base.n_embd", (uint32_t)m->n_embd);
     if (!rc && st->kld_budget > 0) {
         rc = sf_gguf_writer_set_f32(w, "sparsefuse.sparsity.auto.kld_budget", (float)st->kld_budget);
         if (!rc) rc = sf_gguf_writer_set_f32(w, "sparsefuse.sparsity.auto.kld", (float)st->kld);
