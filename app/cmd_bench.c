@@ -134,8 +134,8 @@ static void print_md_notes(const sf_bench_result *pp, const sf_bench_result *tg,
     for (int i = 0; i < 2; i++) {
         const sf_bench_result *x = i ? tg : pp;
         if (x && x->routed)
-            printf("routes: %s%d ran %.1f %% of the (token, block) executions (random tokens)\n", i ? "tg" : "pp",
-                   x->n_tokens, 100.0 * x->block_fraction);
+            printf("routes: %s%d ran %.1f %% of the (token, block) executions\n", i ? "tg" : "pp", x->n_tokens,
+                   100.0 * x->block_fraction);
     }
 }
 
@@ -207,9 +207,23 @@ static int run_union(const cmd_spec *cmd, const app_model_opts *mo, const char *
 
 /* pp then tg on the model at path; prints the rows and, for md, the notes. */
 static int run_tests(const cmd_spec *cmd, const app_model_opts *mo, const char *path, sf_bench_params bp,
-                     printer *p) {
+                     printer *p, const char *text_file) {
     sf_model *m = app_load_model(cmd, mo, path);
     if (!m) return APP_EXIT_RUNTIME;
+    int32_t *text_toks = NULL;
+    if (text_file) { /* the text's tokens instead of random ones */
+        size_t len = 0;
+        char *text = app_read_file(cmd, text_file, &len, false);
+        if (text) text_toks = app_tokenize(cmd, m, text, len, false, false, &bp.n_text);
+        free(text);
+        if (text_toks && bp.n_text == 0) fprintf(stderr, "sparsefuse bench: --text %s has no tokens\n", text_file);
+        if (!text_toks || bp.n_text == 0) {
+            free(text_toks);
+            sf_model_free(m);
+            return APP_EXIT_RUNTIME;
+        }
+        bp.text = text_toks;
+    }
     sf_model_info info;
     sf_model_get_info(m, &info);
     p->info = &info;
@@ -250,6 +264,7 @@ static int run_tests(const cmd_spec *cmd, const app_model_opts *mo, const char *
     if (p->fmt == OUT_MD && (have_pp || have_tg))
         print_md_notes(have_pp ? &pp : NULL, have_tg ? &tg : NULL, mo->batch > 0 ? mo->batch : 512);
     p->info = NULL;
+    free(text_toks);
     sf_model_free(m);
     return rc;
 }
@@ -258,7 +273,7 @@ int cmd_bench(int argc, char **argv) {
     app_model_opts mo = {0};
     sf_bench_params bp = sf_bench_default_params();
     bool bandwidth = false;
-    const char *output = NULL, *union_text = NULL;
+    const char *output = NULL, *union_text = NULL, *text_file = NULL;
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
         APP_ARG_SPARSE(&mo),
@@ -276,6 +291,10 @@ int cmd_bench(int argc, char **argv) {
          "with --sparse: every token of a call of at most N tokens runs sparse, one by one, so pp with -b N "
          "measures sparse prefill (default: 1, decode steps only)",
          1, 1 << 20, NULL},
+        {NULL, "--text", ARG_STR, &text_file, "FILE",
+         "decode FILE's tokens instead of random ones (depth, then pp, then tg take consecutive slices, wrapping "
+         "around), so variants whose work depends on the data (--routes, --sparse) are timed on text",
+         0, 0, NULL},
         {NULL, "--union", ARG_STR, &union_text, "TEXT",
          "with --sparse: also print the active fraction of the union of the per-token masks over batches of "
          "1..512 consecutive tokens of TEXT's first 512 tokens (md only)",
@@ -289,8 +308,8 @@ int cmd_bench(int argc, char **argv) {
     const cmd_spec cmd = {
         "bench", "[options]",
         "Measures speed as llama-bench does: ppN decodes N random tokens as one prompt,\n"
-        "tgN generates N tokens one at a time (random tokens: nothing is tokenized or\n"
-        "sampled inside the timing). Each test runs once to warm up, then -r timed times;\n"
+        "tgN generates N tokens one at a time (random tokens, or --text's: nothing is\n"
+        "tokenized or sampled inside the timing). Each test runs once to warm up, then -r timed times;\n"
         "t/s is the mean ± standard deviation. GB/s is the effective weight bandwidth:\n"
         "the bytes of every weight matrix a forward step reads (all 2-D layer weights and\n"
         "the output matrix) times forward steps per second (tg: one step per token, pp:\n"
@@ -313,6 +332,7 @@ int cmd_bench(int argc, char **argv) {
     if (union_text && p.fmt != OUT_MD) return args_error(&cmd, "--union prints a markdown table: use -o md");
     if (bp.sparse_batch > 1 && !mo.sparse) return args_error(&cmd, "--sparse-batch needs --sparse SIDE.gguf");
     if (union_text && !app_readable(&cmd, "text", union_text)) return APP_EXIT_USAGE;
+    if (text_file && !app_readable(&cmd, "text", text_file)) return APP_EXIT_USAGE;
     if (tests && bp.n_prompt == 0 && bp.n_gen == 0 && !union_text)
         return args_error(&cmd, "both tests are off (-p 0 -n 0)");
     const char *path = NULL;
@@ -324,7 +344,7 @@ int cmd_bench(int argc, char **argv) {
     if (bandwidth) rc = run_bandwidth(&cmd, &p);
     if (rc == APP_EXIT_OK && tests) {
         if (bandwidth && p.fmt == OUT_MD) printf("\n");
-        if (bp.n_prompt > 0 || bp.n_gen > 0) rc = run_tests(&cmd, &mo, path, bp, &p);
+        if (bp.n_prompt > 0 || bp.n_gen > 0) rc = run_tests(&cmd, &mo, path, bp, &p, text_file);
         if (rc == APP_EXIT_OK && union_text) rc = run_union(&cmd, &mo, path, union_text, p.n_threads);
     }
     if (p.fmt == OUT_JSON) printf("%s]\n", p.n_items ? "\n" : "");

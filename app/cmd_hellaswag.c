@@ -90,6 +90,7 @@ int cmd_hellaswag(int argc, char **argv) {
     }
     double p = res.acc_norm, err = res.task > 1 ? sqrt(p * (1 - p) / (res.task - 1)) : 0.0;
     printf("\nFinal acc_norm = %.4f +/- %.4f %% over %d tasks\n", 100.0 * p, 100.0 * err, res.task);
+    if (mo.routes) printf("Block executions run: %.2f %%\n", 100.0 * sf_context_route_fraction(c, true));
     fflush(stdout);
     rc = APP_EXIT_OK;
 done:

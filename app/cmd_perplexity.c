@@ -146,6 +146,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     if (ui.kld) print_kld_summary(&res);
     printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", res.ppl, res.ppl_err);
+    if (mo.routes) printf("Block executions run: %.2f %%\n", 100.0 * sf_context_route_fraction(c, true));
     fflush(stdout);
     fprintf(stderr, "perplexity: %d chunks, %lld tokens scored\n", res.n_chunks, (long long)res.n_scored);
     if (kld_save) fprintf(stderr, "perplexity: saved log-probabilities to %s\n", kld_save);

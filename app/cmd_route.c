@@ -11,8 +11,18 @@
 #include "generate.h"
 #include "sparsefuse_routing.h"
 
-/* routed[n_layer] from --blocks LIST or --every N (blocks N-1, 2N-1, ...). */
-static int pick_blocks(const cmd_spec *cmd, const char *blocks, int every, int n_layer, bool *routed) {
+/* routed[n_layer] from --blocks LIST or --every N (blocks N-1, 2N-1, ...);
+ * --blocks auto:N sets *n_auto instead. */
+static int pick_blocks(const cmd_spec *cmd, const char *blocks, int every, int n_layer, bool *routed, int *n_auto) {
+    if (blocks && strncmp(blocks, "auto:", 5) == 0) {
+        char *end = NULL;
+        const long n = strtol(blocks + 5, &end, 10);
+        if (end == blocks + 5 || *end || n < 1 || n > n_layer - 2)
+            return args_error(cmd, "--blocks %s: auto:N needs 1 <= N <= %d (the first and last block are not routed)",
+                              blocks, n_layer - 2);
+        *n_auto = (int)n;
+        return APP_EXIT_OK;
+    }
     if (!blocks) {
         for (int l = 0; l < n_layer; l++) routed[l] = l % every == every - 1;
         return APP_EXIT_OK;
@@ -38,7 +48,10 @@ static void print_result(const sf_route_result *r, const bool *routed, const flo
             printf("| %d | %.5f | %s | | | | |\n", l, r->importance[l], r->dropped[l] ? "removed" : "");
             continue;
         }
-        if (!routed[l]) continue;
+        if (!routed[l]) {
+            if (!isnan(r->importance[l])) printf("| %d | %.5f | | | | | |\n", l, r->importance[l]);
+            continue;
+        }
         printf("| %d | %.5f | yes | %.3f | %.3f | %.1f %% | %.1f %% |\n", l, r->importance[l], capacity[l], r->r2[l],
                100.0 * r->captured[l], 100.0 * r->oracle[l]);
     }
@@ -54,7 +67,10 @@ int cmd_route(int argc, char **argv) {
         APP_MODEL_ARGS(&mo),
         {"-f", "--file", ARG_STR, &file, "FILE", "calibration text (required)", 0, 0, NULL},
         {"-o", "--output", ARG_STR, &out, "FILE", "routes side-car GGUF to write (required)", 0, 0, NULL},
-        {NULL, "--blocks", ARG_STR, &blocks, "LIST", "blocks to route, e.g. 1,3,5-9 (default: --every)", 0, 0, NULL},
+        {NULL, "--blocks", ARG_STR, &blocks, "LIST|auto:N",
+         "blocks to route, e.g. 1,3,5-9, or auto:N: the N blocks of lowest mean target, never the first or last "
+         "(default: --every)",
+         0, 0, NULL},
         {NULL, "--every", ARG_INT, &every, "N",
          "route blocks N-1, 2N-1, ... (the paper routes every other block: 2; default: 2)", 1, 1 << 16, NULL},
         {NULL, "--capacity", ARG_FLOAT, &capacity, "C",
@@ -119,9 +135,9 @@ int cmd_route(int argc, char **argv) {
         fprintf(stderr, "sparsefuse route: out of memory\n");
         goto done;
     }
-    if ((rc = pick_blocks(&cmd, blocks, every, info.n_layer, routed)) != APP_EXIT_OK) goto done;
+    if ((rc = pick_blocks(&cmd, blocks, every, info.n_layer, routed, &rp.n_auto)) != APP_EXIT_OK) goto done;
     rc = APP_EXIT_RUNTIME;
-    int n_routed = 0;
+    int n_routed = rp.n_auto;
     for (int l = 0; l < info.n_layer; l++) {
         cap[l] = capacity;
         n_routed += routed[l];
@@ -146,10 +162,10 @@ int cmd_route(int argc, char **argv) {
         rc = app_fail(&cmd, "route");
         goto done;
     }
-    print_result(&res, routed, cap, rp.n_static, rp.target);
+    print_result(&res, res.routed, cap, rp.n_static, rp.target);
     double skipped = 0;
     for (int l = 0; l < info.n_layer; l++)
-        skipped += rp.n_static > 0 ? res.dropped[l] : routed[l] ? 1.0 - capacity : 0.0;
+        skipped += rp.n_static > 0 ? res.dropped[l] : res.routed[l] ? 1.0 - capacity : 0.0;
     printf("\nblock executions skipped: %.1f %% (at the calibrated capacity)\n", 100.0 * skipped / info.n_layer);
     printf("calibration: %lld tokens; side-car: %s\n", (long long)res.n_tokens, out);
     sf_route_result_free(&res);

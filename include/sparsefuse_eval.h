@@ -120,6 +120,9 @@ typedef struct {
     int n_batch;        /* 0 = 512 */
     int n_depth;        /* tokens already in the KV cache before each timed run (llama-bench -d), 0..1<<20 */
     uint64_t seed;      /* random tokens */
+    const int32_t *text; /* [n_text] tokens to decode instead of random ones (depth, pp, tg take consecutive
+                          * slices, wrapping around), or NULL: data-dependent variants (routes, sparsity) see text */
+    int n_text;
     const char *sparse; /* side-car (sparsify) for the context, or NULL: decode steps run sparse */
     int sparse_batch;   /* with a side-car: every token of a call of at most this many tokens runs
                          * sparse, one by one (0 or 1: decode steps only; pp with -b <= this: sparse prefill) */

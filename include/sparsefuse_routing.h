@@ -40,7 +40,8 @@ const char *sf_route_target_name(sf_route_target t); /* "kl", "delta" */
 int sf_route_target_parse(const char *name, sf_route_target *out);
 
 typedef struct {
-    const bool *routed;     /* [n_layer] blocks that get a router */
+    const bool *routed;     /* [n_layer] blocks that get a router (ignored with n_auto) */
+    int n_auto;             /* > 0: route the n_auto blocks of lowest mean target instead (never the first or last) */
     const float *capacity;  /* [n_layer] their capacity, in (0, 1] */
     int n_static;           /* > 0: instead of routers, remove the n_static least important blocks (static baseline) */
     sf_route_target target; /* default SF_ROUTE_TARGET_KL */
@@ -63,6 +64,7 @@ typedef struct {
     float *oracle;      /* the same share for the best possible selection of that many tokens */
     float *threshold;   /* the causal threshold written */
     bool *dropped;      /* static baseline: the blocks removed */
+    bool *routed;       /* the blocks routed */
 } sf_route_result;
 void sf_route_result_free(sf_route_result *r);
 
@@ -92,6 +94,11 @@ void sf_context_route_policy(sf_context *c, const sf_route_policy *p);
 /* Block executions since the last reset: ran[l] of seen[l] tokens ran
  * block l (arrays of n_layer, filled when not NULL). */
 void sf_context_route_stats(sf_context *c, int64_t *ran, int64_t *seen, bool reset);
+
+/* The share of (token, block) executions that ran since the last reset:
+ * routed blocks as counted, removed ones none, the others all (1 without
+ * routes; a static removal counts even before any decode). */
+double sf_context_route_fraction(sf_context *c, bool reset);
 
 /* The decisions of the last decode call: run[t * n_layer + l] for its n
  * tokens (n_layer: sf_model_info); returns n, or -1 if none were kept

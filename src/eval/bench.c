@@ -8,7 +8,6 @@
 #include "base/error.h"
 #include "eval/eval_internal.h"
 #include "model/context.h"
-#include "route/routes.h"
 #include "sparse/sparse.h"
 
 sf_bench_params sf_bench_default_params(void) {
@@ -23,9 +22,12 @@ static uint64_t next_rand(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-/* toks[n]: random ids; the first is BOS when the model adds one. */
-static void fill_tokens(sf_model *m, int n_vocab, uint64_t *rng, int32_t *toks, int n) {
-    for (int i = 0; i < n; i++) toks[i] = (int32_t)(next_rand(rng) % (uint64_t)n_vocab);
+/* toks[n]: random ids, or the next n of the text (from *at, wrapping); the
+ * first is BOS when the model adds one. */
+static void fill_tokens(sf_model *m, int n_vocab, uint64_t *rng, const sf_bench_params *p, int *at, int32_t *toks,
+                        int n) {
+    for (int i = 0; i < n; i++)
+        toks[i] = p->text ? p->text[(*at)++ % p->n_text] : (int32_t)(next_rand(rng) % (uint64_t)n_vocab);
     if (n > 0 && sf_model_add_bos(m) && sf_token_bos(m) >= 0) toks[0] = sf_token_bos(m);
 }
 
@@ -49,26 +51,6 @@ static int run_once(sf_context *c, const int32_t *depth, int n_depth, const int3
 
 /* What the side-car's steps read (sf_bench_result.sparse_*), from the
  * context's counters over the test's runs. */
-/* The share of (token, block) executions the routes let run since the last
- * reset: routed blocks as counted, dropped ones none, the others all. */
-static void route_fraction(sf_context *c, sf_bench_result *out) {
-    if (!c->routes) return;
-    const int L = c->model->n_layer;
-    int64_t *ran = malloc(sizeof(int64_t) * 2 * (size_t)L), tokens = 0;
-    if (!ran) return;
-    int64_t *seen = ran + L;
-    sf_context_route_stats(c, ran, seen, true);
-    for (int l = 0; l < L; l++) tokens = seen[l] > tokens ? seen[l] : tokens;
-    double run = 0;
-    for (int l = 0; l < L; l++) {
-        const sf_route_layer *R = &c->routes->layers[l];
-        run += R->dropped ? 0.0 : R->routed ? (tokens ? (double)ran[l] / tokens : 0.0) : 1.0;
-    }
-    free(ran);
-    out->routed = true;
-    out->block_fraction = run / L;
-}
-
 static void sparse_bytes(sf_context *c, uint64_t weight_bytes, sf_bench_result *out) {
     sf_sparse_stats st;
     sf_context_sparse_stats(c, &st, true);
@@ -126,7 +108,10 @@ static int run_test(sf_context *c, const int32_t *depth, int n_depth, const int3
     out->weight_bytes = weight_bytes;
     out->gbps = (double)weight_bytes * out->tps_mean * out->steps / n / 1e9;
     sparse_bytes(c, weight_bytes, out);
-    route_fraction(c, out);
+    if (c->routes) {
+        out->routed = true;
+        out->block_fraction = sf_context_route_fraction(c, true);
+    }
     return SF_OK;
 }
 
@@ -141,6 +126,11 @@ int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *p
         return sf_fail(SF_ERR_ARG, "bench: repetitions must be 1..%d (got %d)", SF_BENCH_MAX_REPS, p.reps);
     if (p.n_threads < 0 || p.n_batch < 0)
         return sf_fail(SF_ERR_ARG, "bench: threads and batch must be >= 0");
+    if (p.text && p.n_text < 1) return sf_fail(SF_ERR_ARG, "bench: the text has no tokens");
+    if (p.text)
+        for (int i = 0; i < p.n_text; i++)
+            if (p.text[i] < 0 || p.text[i] >= m->n_vocab)
+                return sf_fail(SF_ERR_ARG, "bench: text token %d at %d is outside the vocabulary", p.text[i], i);
     if (p.n_depth < 0 || p.n_depth > (1 << 20))
         return sf_fail(SF_ERR_ARG, "bench: depth must be 0..%d (got %d)", 1 << 20, p.n_depth);
     if (!pp) p.n_prompt = 0;
@@ -176,14 +166,15 @@ int sf_eval_bench(sf_model *m, const sf_bench_params *params, sf_bench_result *p
     const uint64_t wbytes = sf_model_decode_weight_bytes(m);
     int rc = SF_OK;
     int32_t *depth = toks + n_max;
-    fill_tokens(m, info.n_vocab, &rng, depth, p.n_depth); /* BOS first, like a prompt */
+    int at = 0; /* next text token */
+    fill_tokens(m, info.n_vocab, &rng, &p, &at, depth, p.n_depth); /* BOS first, like a prompt */
     if (p.n_prompt > 0) {
-        fill_tokens(m, info.n_vocab, &rng, toks, p.n_prompt);
+        fill_tokens(m, info.n_vocab, &rng, &p, &at, toks, p.n_prompt);
         if (p.n_depth > 0) toks[0] = depth[p.n_depth - 1]; /* no second BOS mid-context */
         rc = run_test(c, depth, p.n_depth, toks, p.n_prompt, false, p.reps, n_batch, wbytes, pp);
     }
     if (rc == SF_OK && p.n_gen > 0) {
-        fill_tokens(m, info.n_vocab, &rng, toks, p.n_gen);
+        fill_tokens(m, info.n_vocab, &rng, &p, &at, toks, p.n_gen);
         if (p.n_depth > 0) toks[0] = depth[p.n_depth - 1];
         rc = run_test(c, depth, p.n_depth, toks, p.n_gen, true, p.reps, n_batch, wbytes, tg);
     }

@@ -11,8 +11,9 @@
  * A router is the ridge regression of log(target) on [x̂, 1], x̂ = x / rms(x)
  * of the block input (LAPACK dposv): tokens with a high predicted cost run
  * the block. Its threshold is the quantile of the calibration scores that
- * gives the capacity. The static baseline removes the blocks with the lowest
- * mean target instead (SLEB / ShortGPT-style, never the first or last). */
+ * gives the capacity. Routed blocks are given, or (auto) those with the
+ * lowest mean target; the static baseline removes such blocks for every
+ * token instead (SLEB / ShortGPT-style). Neither takes the first or last. */
 #include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
@@ -272,11 +273,15 @@ static int check_params(const sf_model *m, const sf_route_params *p) {
     if (p->n_static < 0 || p->n_static > L - 2)
         return sf_fail(SF_ERR_ARG, "route: --static %d: the model has %d blocks, and the first and last stay",
                        p->n_static, L);
+    if (p->n_auto < 0 || p->n_auto > L - 2)
+        return sf_fail(SF_ERR_ARG, "route: auto:%d: the model has %d blocks, and the first and last are not routed",
+                       p->n_auto, L);
+    if (p->n_static > 0 && p->n_auto > 0) return sf_fail(SF_ERR_ARG, "route: --static or automatic routed blocks, not both");
     if (p->n_static > 0) return SF_OK;
-    if (!p->routed || !p->capacity) return sf_fail(SF_ERR_ARG, "route: no blocks to route");
+    if ((!p->routed && p->n_auto == 0) || !p->capacity) return sf_fail(SF_ERR_ARG, "route: no blocks to route");
     int n = 0;
     for (int l = 0; l < L; l++) {
-        if (!p->routed[l]) continue;
+        if (p->n_auto > 0 ? l == 0 || l == L - 1 : !p->routed[l]) continue;
         n++;
         if (!(p->capacity[l] > 0 && p->capacity[l] <= 1))
             return sf_fail(SF_ERR_ARG, "route: capacity %g of block %d is outside (0, 1]", p->capacity[l], l);
@@ -287,13 +292,13 @@ static int check_params(const sf_model *m, const sf_route_params *p) {
     return SF_OK;
 }
 
-/* The n_static blocks of lowest importance, never the first or last. */
-static void pick_static(const float *importance, int L, int n_static, bool *dropped) {
-    for (int k = 0; k < n_static; k++) {
+/* pick[n_layer]: the n blocks of lowest importance, never the first or last. */
+static void pick_least(const float *importance, int L, int n, bool *pick) {
+    for (int k = 0; k < n; k++) {
         int best = -1;
         for (int l = 1; l < L - 1; l++)
-            if (!dropped[l] && (best < 0 || importance[l] < importance[best])) best = l;
-        dropped[best] = true;
+            if (!pick[l] && (best < 0 || importance[l] < importance[best])) best = l;
+        pick[best] = true;
     }
 }
 
@@ -328,10 +333,11 @@ int sf_route_fit(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_r
     bool ok = layers && W && s.need && s.Z && s.Y && a.x_in && a.x_out && buf && (!kl || (a.lp && a.neg_ent));
     int n_need = 0;
     for (int l = 0; ok && l < L; l++) {
-        s.need[l] = p->n_static > 0 || p->routed[l];
+        const bool candidate = p->n_auto > 0 ? l > 0 && l < L - 1 : p->n_static == 0 && p->routed[l];
+        s.need[l] = p->n_static > 0 || candidate;
         n_need += s.need[l];
         if (s.need[l]) ok = (s.Y[l] = malloc(sizeof(float) * (size_t)s.N)) != NULL;
-        if (ok && p->n_static == 0 && p->routed[l]) ok = (s.Z[l] = malloc(sizeof(float) * (size_t)s.N * E)) != NULL;
+        if (ok && candidate) ok = (s.Z[l] = malloc(sizeof(float) * (size_t)s.N * E)) != NULL;
     }
     if (!ok) rc = sf_fail(SF_ERR_NOMEM, "route: out of memory for %lld calibration tokens", (long long)s.N);
     s.n_pass = n_chunks * (1 + (kl ? n_need : 0));
@@ -355,8 +361,9 @@ int sf_route_fit(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_r
     sf_route_result r = {.n_layer = L, .n_tokens = s.n};
     if (!rc) {
         r.importance = calloc((size_t)L * 5, sizeof(float));
-        r.dropped = calloc((size_t)L, sizeof(bool));
+        r.dropped = calloc(2 * (size_t)L, sizeof(bool));
         if (!r.importance || !r.dropped) rc = sf_fail(SF_ERR_NOMEM, "route: out of memory");
+        else r.routed = r.dropped + L;
     }
     if (!rc) {
         r.r2 = r.importance + L;
@@ -371,11 +378,13 @@ int sf_route_fit(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_r
         }
     }
     if (!rc && p->n_static > 0) {
-        pick_static(r.importance, L, p->n_static, r.dropped);
+        pick_least(r.importance, L, p->n_static, r.dropped);
         for (int l = 0; l < L; l++) layers[l].dropped = r.dropped[l];
     }
+    if (!rc && p->n_auto > 0) pick_least(r.importance, L, p->n_auto, r.routed);
+    else if (!rc && p->n_static == 0) memcpy(r.routed, p->routed, sizeof(bool) * (size_t)L);
     for (int l = 0; !rc && p->n_static == 0 && l < L; l++) {
-        if (!p->routed[l]) continue;
+        if (!r.routed[l]) continue;
         sf_route_layer *R = &layers[l];
         R->routed = true;
         R->capacity = p->capacity[l];

@@ -68,6 +68,20 @@ void sf_context_route_stats(sf_context *c, int64_t *ran, int64_t *seen, bool res
     if (reset && c->route_ran) memset(c->route_ran, 0, sizeof(int64_t) * 2 * L);
 }
 
+double sf_context_route_fraction(sf_context *c, bool reset) {
+    if (!c->routes) return 1.0;
+    const int L = c->model->n_layer;
+    int64_t tokens = 0;
+    for (int l = 0; l < L; l++) tokens = c->route_seen[l] > tokens ? c->route_seen[l] : tokens;
+    double run = 0;
+    for (int l = 0; l < L; l++) {
+        const sf_route_layer *R = &c->routes->layers[l];
+        run += R->dropped ? 0.0 : !R->routed ? 1.0 : tokens ? (double)c->route_ran[l] / tokens : 0.0;
+    }
+    if (reset) memset(c->route_ran, 0, sizeof(int64_t) * 2 * (size_t)L);
+    return run / L;
+}
+
 void sf_context_route_keep_map(sf_context *c, bool keep) {
     if (!keep || !c->routes) {
         free(c->route_map);
