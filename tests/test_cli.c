@@ -453,6 +453,47 @@ static void test_sparsify_compare_plot(void **state) {
     unlink(svg);
 }
 
+/* route (auto blocks, delta target), then perplexity and bench with the
+ * routes; argument errors of route and of the --route-* options */
+static void test_route(void **state) {
+    (void)state;
+    const char *mp = model_or_skip();
+    const char *text = text_or_skip();
+    char routes[64];
+    snprintf(routes, sizeof routes, "/tmp/sf_test_cli_%d.routes.gguf", (int)getpid());
+    cli_result r = RUN("route", "-m", mp, "-f", text, "-c", "64", "--tokens", "128", "--blocks", "auto:4",
+                       "--capacity", "0.5", "--target", "delta", "-o", routes);
+    if (r.code != 0) fail_msg("route: exit %d: %s", r.code, r.err);
+    assert_non_null(strstr(r.out, "block executions skipped: 6.7 %")); /* 4 of 30 blocks at half capacity */
+    cli_free(&r);
+    r = RUN("perplexity", "-m", mp, "--routes", routes, "--route-kv", "preserve", "-f", text, "-c", "64", "--chunks",
+            "2");
+    if (r.code != 0) fail_msg("perplexity --routes: exit %d: %s", r.code, r.err);
+    assert_non_null(strstr(r.out, "Block executions run: "));
+    cli_free(&r);
+    r = RUN("bench", "-m", mp, "--routes", routes, "--text", text, "-p", "8", "-n", "4", "-r", "1");
+    if (r.code != 0) fail_msg("bench --routes: exit %d: %s", r.code, r.err);
+    assert_non_null(strstr(r.out, "routes: tg4 ran "));
+    cli_free(&r);
+    expect_usage_error(RUN("route", "-m", mp, "-f", text, "-o", routes, "--capacity", "0"), "outside (0, 1]");
+    expect_usage_error(RUN("route", "-m", mp, "-f", text, "-o", routes, "--capacity", "1.5"), "outside (0, 1]");
+    expect_usage_error(RUN("route", "-m", mp, "-f", text, "-o", routes, "--blocks", "3,40"), "--blocks");
+    expect_usage_error(RUN("route", "-m", mp, "-f", text, "-o", routes, "--blocks", "auto:0"), "auto:N needs");
+    expect_usage_error(RUN("route", "-m", mp, "-f", text, "-o", routes, "--static", "3", "--blocks", "1"),
+                       "--static removes blocks itself");
+    expect_usage_error(RUN("route", "-m", mp, "-f", text, "-o", routes, "--target", "loss"), "unknown routing target");
+    expect_usage_error(RUN("route", "-m", mp, "-o", routes), "give -f FILE");
+    expect_usage_error(RUN("run", "-m", mp, "-p", "hi", "--routes", routes, "--route-kv", "some"),
+                       "not exact or preserve");
+    expect_usage_error(RUN("run", "-m", mp, "-p", "hi", "--route-rule", "topk"), "need --routes");
+    expect_usage_error(RUN("run", "-m", mp, "-p", "hi", "--routes", "/nonexistent/r.gguf"), "cannot read routes");
+    r = RUN("run", "-m", mp, "-p", "hi", "-n", "1", "--routes", mp); /* a model, not routes */
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "not a routes side-car"));
+    cli_free(&r);
+    unlink(routes);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
@@ -465,6 +506,7 @@ int main(void) {
         cmocka_unit_test(test_perplexity),
         cmocka_unit_test(test_hellaswag_bench_inspect),
         cmocka_unit_test(test_sparsify_compare_plot),
+        cmocka_unit_test(test_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
