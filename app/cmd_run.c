@@ -7,17 +7,38 @@
 #include "common.h"
 #include "generate.h"
 
+/* --route-map: the picture, and the share of tokens that ran each block on stderr. */
+static int write_route_map(const cmd_spec *cmd, sf_context *c, const sf_model_info *info, const char *path) {
+    const bool *run;
+    const int n = sf_context_route_map(c, &run);
+    char title[160];
+    snprintf(title, sizeof title, "%s: blocks each of %d tokens ran", info->name[0] ? info->name : info->arch, n);
+    if (n < 1 || sf_route_map_write(path, run, n, info->n_layer, title) != SF_OK) return app_fail(cmd, "--route-map");
+    fprintf(stderr, "route map: %s; share of tokens that ran each block:", path);
+    for (int l = 0; l < info->n_layer; l++) {
+        int k = 0;
+        for (int t = 0; t < n; t++) k += run[(size_t)t * info->n_layer + l];
+        fprintf(stderr, "%s %d:%.0f%%", l % 10 ? "" : "\n ", l, 100.0 * k / n);
+    }
+    fprintf(stderr, "\n");
+    return APP_EXIT_OK;
+}
+
 int cmd_run(int argc, char **argv) {
     app_model_opts mo = {0};
     app_sampler_opts so;
     app_sampler_opts_init(&so);
-    const char *prompt = NULL, *file = NULL;
+    const char *prompt = NULL, *file = NULL, *route_map = NULL;
     int n_predict = -1, n_ctx = 4096;
     bool echo = false, no_bos = false, no_special = false;
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
         APP_ARG_SPARSE(&mo),
         APP_ARG_ROUTES(&mo),
+        {NULL, "--route-map", ARG_STR, &route_map, "FILE",
+         "with --routes: draw which blocks each token of the prompt and the output ran (tokens x blocks) to FILE "
+         "(.png or .svg), and print the share of tokens that ran each block",
+         0, 0, NULL},
         {"-p", "--prompt", ARG_STR, &prompt, "TEXT", "the prompt", 0, 0, NULL},
         {"-f", "--file", ARG_STR, &file, "FILE", "read the prompt from FILE (its bytes as they are)", 0, 0, NULL},
         {"-n", "--n-predict", ARG_INT, &n_predict, "N",
@@ -41,6 +62,7 @@ int cmd_run(int argc, char **argv) {
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;
     if (!app_route_opts_ok(&cmd, &mo)) return APP_EXIT_USAGE;
+    if (route_map && !mo.routes) return args_error(&cmd, "--route-map needs --routes ROUTES.gguf");
     if (!prompt == !file) return args_error(&cmd, "give exactly one of -p TEXT or -f FILE");
     if (file && !app_readable(&cmd, "prompt file", file)) return APP_EXIT_USAGE;
     const char *path = app_model_path(&cmd, mo.model);
@@ -78,6 +100,7 @@ int cmd_run(int argc, char **argv) {
         fflush(stdout);
     }
     for (int i = 0; i < n_tok; i++) sf_sampler_accept(s, toks[i]);
+    if (route_map) sf_context_route_keep_map(c, true);
     double t_prompt;
     if (app_decode_timed(c, toks, n_tok, &t_prompt) != SF_OK) {
         app_fail(&cmd, "evaluating the prompt");
@@ -96,6 +119,7 @@ int cmd_run(int argc, char **argv) {
         app_fail(&cmd, "generation");
         goto done;
     }
+    if (route_map && write_route_map(&cmd, c, &info, route_map) != APP_EXIT_OK) goto done;
     rc = APP_EXIT_OK;
 done:
     free(toks);

@@ -100,11 +100,17 @@ void sf_context_route_stats(sf_context *c, int64_t *ran, int64_t *seen, bool res
  * routes; a static removal counts even before any decode). */
 double sf_context_route_fraction(sf_context *c, bool reset);
 
-/* The decisions of the last decode call: run[t * n_layer + l] for its n
- * tokens (n_layer: sf_model_info); returns n, or -1 if none were kept
- * (sf_context_route_keep_map first). */
+/* The decisions per position once kept (sf_context_route_keep_map first):
+ * run[pos * n_layer + l] for the positions held (n_layer: sf_model_info);
+ * returns their count (n_past), or -1 when not kept. */
 void sf_context_route_keep_map(sf_context *c, bool keep);
 int sf_context_route_map(const sf_context *c, const bool **run);
+
+/* Draws run[n_tok][n_layer] as the MoD paper's Figure 1 (right): tokens
+ * across, blocks down, a cell dark where the token ran the block, light
+ * where it skipped it; beside it a bar per block with the share of tokens
+ * that ran it. PNG or SVG by path's ending (.png, .svg), written atomically. */
+int sf_route_map_write(const char *path, const bool *run, int n_tok, int n_layer, const char *title);
 
 #ifdef __cplusplus
 }

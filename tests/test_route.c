@@ -130,10 +130,10 @@ static float *run_routed(sf_context *c, int batch, bool *run) {
         const int n = t0 < N_PRE ? (N_PRE - t0 < batch ? N_PRE - t0 : batch) : 1;
         assert_int_equal(sf_decode(c, g_tok + t0, n, true), SF_OK);
         memcpy(out + (size_t)t0 * V, c->logits, sizeof(float) * n * V);
-        const bool *map;
-        assert_int_equal(sf_context_route_map(c, &map), n);
-        memcpy(run + t0 * L, map, sizeof(bool) * n * L);
         t0 += n;
+        const bool *map;
+        assert_int_equal(sf_context_route_map(c, &map), t0);
+        memcpy(run, map, sizeof(bool) * t0 * L);
     }
     return out;
 }
@@ -378,6 +378,34 @@ static void test_bad_input(void **state) {
     assert_non_null(strstr(sf_last_error(), "--static"));
 }
 
+/* The routing map as PNG and SVG: files that say what they are, a cell per
+ * (token, block) that ran (SVG: one rect per run of tokens), bad names refused. */
+static void test_map(void **state) {
+    (void)state;
+    enum { T = 6 };
+    const bool run[T * L] = {1, 1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1}; /* [token][block] */
+    char png[192], svg[192];
+    snprintf(png, sizeof png, "%s/map.png", g_dir);
+    snprintf(svg, sizeof svg, "%s/map.svg", g_dir);
+    assert_int_equal(sf_route_map_write(png, run, T, L, "tiny <test>"), SF_OK);
+    assert_int_equal(sf_route_map_write(svg, run, T, L, "tiny <test>"), SF_OK);
+    size_t n;
+    char *b = sf_test_read_file(png, &n);
+    assert_non_null(b);
+    assert_memory_equal(b, "\x89PNG", 4);
+    free(b);
+    b = sf_test_read_file(svg, &n);
+    assert_non_null(b);
+    assert_non_null(strstr(b, "tiny &lt;test&gt;"));
+    int dark = 0;
+    for (const char *p = b; (p = strstr(p, "fill=\"#2d3c82\"")); p++) dark++;
+    assert_int_equal(dark, 3 + 2); /* block 0: tokens 0, 2 and 4-5; block 1: 0-1 and 4-5 */
+    assert_non_null(strstr(b, "block 1: 66.7 %"));
+    free(b);
+    assert_int_equal(sf_route_map_write("/tmp/x.jpg", run, T, L, ""), SF_ERR_ARG);
+    assert_int_equal(sf_route_map_write(png, run, 0, L, ""), SF_ERR_ARG);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_capacity_one_is_dense),
@@ -385,6 +413,7 @@ int main(void) {
         cmocka_unit_test(test_topk),
         cmocka_unit_test(test_fit),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_map),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -69,12 +69,18 @@ static int write_all(int fd, const char *p, size_t n, const char *path) {
     return SF_OK;
 }
 
-/* DIR/NAME <- buf, through DIR/NAME.tmp.<pid> */
+/* DIR/NAME <- buf */
 static int write_atomic(const char *dir, const char *name, const sf_rbuf *buf) {
-    char path[4096], tmp[4200];
+    char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
         return sf_fail(SF_ERR_ARG, "report: output folder name too long");
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    return sf_report_write_file(path, buf);
+}
+
+int sf_report_write_file(const char *path, const sf_rbuf *buf) {
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return sf_fail(SF_ERR_ARG, "%s: file name too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return sf_fail(SF_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     int rc = write_all(fd, buf->data ? buf->data : "", buf->len, tmp);

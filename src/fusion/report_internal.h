@@ -77,6 +77,9 @@ int sf_report_range(const float *v, int n, double *min_pos, double *max_val);
 /* ---- PNG (report_png.c) ---- */
 int sf_png_encode(const sf_canvas *c, sf_rbuf *out); /* SF_OK or SF_ERR_* */
 
+/* path <- buf atomically (temp name, fsync, rename; report.c). */
+int sf_report_write_file(const char *path, const sf_rbuf *buf);
+
 /* ---- figures and files ---- */
 int sf_report_heatmap(const sf_analysis *a, const float *m, const char *title, sf_rbuf *png);
 int sf_report_importance_attn(const sf_analysis *a, sf_rbuf *png);

@@ -85,8 +85,7 @@ struct sf_context {
     bool *route_kv_only; /* [B] it skips, but stores its K/V there (KV-preserving policy) */
     float *route_x_in;   /* [B][n_embd] block input of each token (scaled outputs, KV-preserving restores) */
     int64_t *route_ran, *route_seen; /* [n_layer] tokens that ran / reached each block since the last reset */
-    bool *route_map;     /* [B][n_layer] decisions of the last batch, when kept (NULL otherwise) */
-    int route_map_n;     /* tokens in route_map */
+    bool *route_map;     /* [n_ctx][n_layer] decisions per position, when kept (NULL otherwise) */
 
     float *logits;   /* [B][n_vocab] */
     int n_logits;    /* rows of logits valid after the last decode */

@@ -20,7 +20,6 @@ void sf_routes_detach(sf_context *c) {
     c->route_score = c->route_x_in = NULL;
     c->route_skip = c->route_kv_only = c->route_map = NULL;
     c->route_ran = c->route_seen = NULL;
-    c->route_map_n = 0;
 }
 
 int sf_context_use_routes(sf_context *c, const char *path) {
@@ -86,15 +85,14 @@ void sf_context_route_keep_map(sf_context *c, bool keep) {
     if (!keep || !c->routes) {
         free(c->route_map);
         c->route_map = NULL;
-        c->route_map_n = 0;
         if (!keep) return;
     }
-    if (!c->route_map) c->route_map = calloc((size_t)c->n_batch * (size_t)c->model->n_layer, sizeof(bool));
+    if (!c->route_map) c->route_map = calloc((size_t)c->n_ctx * (size_t)c->model->n_layer, sizeof(bool));
 }
 
 int sf_context_route_map(const sf_context *c, const bool **run) {
     *run = c->route_map;
-    return c->route_map ? c->route_map_n : -1;
+    return c->route_map ? c->n_past : -1;
 }
 
 /* Expert choice: the k = round(c·T) best scores run (at least one), ties
@@ -124,8 +122,7 @@ void sf_route_map_begin(sf_context *c, int T) {
     if (!c->route_map || !c->routes) return;
     const int L = c->model->n_layer;
     for (int t = 0; t < T; t++)
-        for (int l = 0; l < L; l++) c->route_map[(size_t)t * L + l] = !c->routes->layers[l].dropped;
-    c->route_map_n = T;
+        for (int l = 0; l < L; l++) c->route_map[(size_t)c->pos[t] * L + l] = !c->routes->layers[l].dropped;
 }
 
 void sf_route_decide(sf_context *c, int il, int T) {
@@ -144,5 +141,5 @@ void sf_route_decide(sf_context *c, int il, int T) {
     c->route_ran[il] += ran;
     c->route_seen[il] += T;
     if (c->route_map)
-        for (int t = 0; t < T; t++) c->route_map[(size_t)t * m->n_layer + il] = !c->route_skip[t];
+        for (int t = 0; t < T; t++) c->route_map[(size_t)c->pos[t] * m->n_layer + il] = !c->route_skip[t];
 }

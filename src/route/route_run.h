@@ -22,8 +22,8 @@ static inline const sf_route_layer *sf_route_layer_of(const sf_context *c, int i
  * them, and records them in the map when kept. */
 void sf_route_decide(sf_context *c, int il, int T);
 
-/* Starts the map of a batch of T tokens (when kept): every block a token
- * reaches is marked run, dropped ones not; sf_route_decide fills in the
+/* Starts the map of a batch of T tokens at positions c->pos (when kept):
+ * every block is marked run but dropped ones; sf_route_decide fills in the
  * routed ones. */
 void sf_route_map_begin(sf_context *c, int T);
 
