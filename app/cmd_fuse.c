@@ -116,7 +116,7 @@ static int heal(const cmd_spec *cmd, const char *src, const sf_fuse_plan *plan, 
 
 int cmd_fuse(int argc, char **argv) {
     const char *model = NULL, *output = NULL, *drop = NULL, *fuse = NULL, *norm = "shared-last", *parallel = NULL,
-               *ftype = "keep", *analysis = NULL, *heal_file = NULL;
+               *ftype = "keep", *analysis = NULL, *heal_file = NULL, *blocks = NULL;
     int heal_tokens = 2048, threads = 0;
     float heal_ridge = 1e-2f, fuse_max_m = 0.0f;
     const arg_spec args[] = {
@@ -125,6 +125,10 @@ int cmd_fuse(int argc, char **argv) {
         {"-o", "--output", ARG_STR, &output, "FILE", "the GGUF to write (required; replaced if it exists)", 0, 0,
          NULL},
         {NULL, "--drop-attn", ARG_STR, &drop, "LIST", "remove the attention of these layers, e.g. 3,5,7-12 (not layer 0)",
+         0, 0, NULL},
+        {NULL, "--drop-blocks", ARG_STR, &blocks, "LIST",
+         "remove these whole blocks, e.g. the list `sparsefuse route --static K` prints (static depth pruning; not "
+         "block 0; llama and deci sources)",
          0, 0, NULL},
         {NULL, "--fuse", ARG_STR, &fuse, "RANGES",
          "fuse the FFNs of each range into one layer, e.g. 8-11,14-16 (attention dropped in all of them)", 0, 0, NULL},
@@ -148,12 +152,13 @@ int cmd_fuse(int argc, char **argv) {
         {"-t", "--threads", ARG_INT, &threads, "N", "threads for --heal (default: physical cores)", 1, 4096, NULL},
     };
     const cmd_spec cmd = {
-        "fuse", "-o OUT.gguf [-m MODEL] [--drop-attn LIST] [--fuse RANGES] [--norm V] [--parallel-blocks RANGES]\n"
-        "                      [--fused-type T]",
+        "fuse", "-o OUT.gguf [-m MODEL] [--drop-attn LIST] [--drop-blocks LIST] [--fuse RANGES] [--norm V]\n"
+        "                      [--parallel-blocks RANGES] [--fused-type T]",
         "FFN Fusion (arXiv 2503.18908) with an explicit plan: writes the model as a 'deci'\n"
         "GGUF (llama.cpp runs it too) in which\n"
         "  --drop-attn   layers keep only their FFN: x <- x + FFN(norm(x)). Layer 0 keeps its\n"
         "                attention (llama.cpp derives the head size from it).\n"
+        "  --drop-blocks these blocks are removed (x <- x) and the rest renumbered.\n"
         "  --fuse        each range of consecutive attention-free layers becomes ONE layer whose\n"
         "                FFN is the members' FFNs side by side (gate/up rows stacked, down rows\n"
         "                concatenated, feed_forward_length = the sum); all members then see the\n"
@@ -204,9 +209,9 @@ int cmd_fuse(int argc, char **argv) {
     int fused_type = parse_type(ftype);
     if (fused_type == -2) return args_error(&cmd, "--fused-type: '%s' is not keep or a type sparsefuse can write", ftype);
 
-    sf_layer_range *drop_r = NULL, *fuse_r = NULL, *par_r = NULL;
-    int n_drop = 0, n_fuse = 0, n_par = 0, n_layer = 0;
-    bool *mask = NULL;
+    sf_layer_range *drop_r = NULL, *fuse_r = NULL, *par_r = NULL, *block_r = NULL;
+    int n_drop = 0, n_fuse = 0, n_par = 0, n_layer = 0, n_block = 0;
+    bool *mask = NULL, *block_mask = NULL;
     int exit_code = APP_EXIT_OK;
     const int k_drop = auto_count(drop), k_fuse = auto_count(fuse), k_par = auto_count(parallel);
     sf_analysis an = {0};
@@ -218,7 +223,8 @@ int cmd_fuse(int argc, char **argv) {
     if (analysis && (exit_code = load_analysis(&cmd, analysis, &an)) != APP_EXIT_OK) return exit_code;
     if ((drop && k_drop < 0 && sf_fuse_parse_ranges(drop, "--drop-attn", &drop_r, &n_drop)) ||
         (fuse && k_fuse < 0 && sf_fuse_parse_ranges(fuse, "--fuse", &fuse_r, &n_fuse)) ||
-        (parallel && k_par < 0 && sf_fuse_parse_ranges(parallel, "--parallel-blocks", &par_r, &n_par))) {
+        (parallel && k_par < 0 && sf_fuse_parse_ranges(parallel, "--parallel-blocks", &par_r, &n_par)) ||
+        (blocks && sf_fuse_parse_ranges(blocks, "--drop-blocks", &block_r, &n_block))) {
         exit_code = args_error(&cmd, "%s", sf_last_error());
         goto done;
     }
@@ -229,7 +235,12 @@ int cmd_fuse(int argc, char **argv) {
         goto done;
     }
     mask = calloc((size_t)n_layer, sizeof *mask);
-    if (!mask) { exit_code = APP_EXIT_RUNTIME; goto done; }
+    block_mask = calloc((size_t)n_layer, sizeof *block_mask);
+    if (!mask || !block_mask) { exit_code = APP_EXIT_RUNTIME; goto done; }
+    if (blocks && sf_fuse_ranges_to_mask(block_r, n_block, n_layer, "--drop-blocks", block_mask)) {
+        exit_code = args_error(&cmd, "%s", sf_last_error());
+        goto done;
+    }
     if (analysis && an.n_layer != n_layer) {
         exit_code = args_error(&cmd, "the analysis is of a %d-layer model, %s has %d layers", an.n_layer, path, n_layer);
         goto done;
@@ -307,9 +318,10 @@ int cmd_fuse(int argc, char **argv) {
     }
     /* validated by sf_fuse_write against the source's layout (a deci source
      * may have attention-free layers already), before anything is written */
-    sf_fuse_plan plan = {n_layer, mask, n_fuse, fuse_r, norm_v, n_par, par_r};
-    if (!n_drop && !n_fuse && !n_par)
-        fprintf(stderr, "sparsefuse fuse: no --drop-attn, --fuse or --parallel-blocks: the model is only rewritten as deci\n");
+    sf_fuse_plan plan = {n_layer, mask, n_fuse, fuse_r, norm_v, n_par, par_r, blocks ? block_mask : NULL};
+    if (!n_drop && !n_fuse && !n_par && !n_block)
+        fprintf(stderr, "sparsefuse fuse: no --drop-attn, --drop-blocks, --fuse or --parallel-blocks: the model is "
+                        "only rewritten as deci\n");
 
     /* with --heal the unhealed model goes to a temporary file first */
     char unhealed[3800];
@@ -359,6 +371,8 @@ done:
     free(drop_r);
     free(fuse_r);
     free(par_r);
+    free(block_r);
     free(mask);
+    free(block_mask);
     return exit_code;
 }

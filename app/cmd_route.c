@@ -167,6 +167,13 @@ int cmd_route(int argc, char **argv) {
     for (int l = 0; l < info.n_layer; l++)
         skipped += rp.n_static > 0 ? res.dropped[l] : res.routed[l] ? 1.0 - capacity : 0.0;
     printf("\nblock executions skipped: %.1f %% (at the calibrated capacity)\n", 100.0 * skipped / info.n_layer);
+    if (rp.n_static > 0) {
+        printf("removed blocks: ");
+        for (int l = 0, k = 0; l < info.n_layer; l++)
+            if (res.dropped[l]) printf("%s%d", k++ ? "," : "", l);
+        printf("\n(a GGUF without them, which llama.cpp runs: sparsefuse fuse -m %s --drop-blocks LIST -o OUT.gguf)\n",
+               path);
+    }
     printf("calibration: %lld tokens; side-car: %s\n", (long long)res.n_tokens, out);
     sf_route_result_free(&res);
     fprintf(stderr, "route: done in %.1f s\n", app_now() - t0);

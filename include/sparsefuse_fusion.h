@@ -71,6 +71,7 @@ typedef struct {
     sf_fuse_norm norm;
     int n_parallel;           /* whole-block parallel groups (consecutive, disjoint, not fused) */
     const sf_layer_range *parallel;
+    const bool *drop_block;   /* [n_layer] remove the whole block (static depth pruning; llama/deci sources), or NULL */
 } sf_fuse_plan;
 
 /* ---- automatic plans (from an analysis) ----------------------------------- */

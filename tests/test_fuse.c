@@ -314,6 +314,69 @@ static void test_write_and_run(void **state) {
     free(l);
 }
 
+/* Static depth pruning: removed blocks leave a deci file of fewer layers
+ * whose logits are the source's with those blocks dropped for every token,
+ * bit for bit (the same tensors in the same order); what cannot be removed. */
+static void test_drop_blocks(void **state) {
+    (void)state;
+    const char *src = model_or_skip();
+    const char *out = sf_test_scratch_path("pruned.gguf");
+    plan_buf b;
+    sf_fuse_plan *p = make_plan(&b, "", "", "");
+    bool removed[N_LAYER] = {0};
+    removed[3] = removed[5] = removed[17] = true;
+    p->drop_block = removed;
+    sf_fuse_report r;
+    assert_int_equal(sf_fuse_write(src, p, out, NULL, &r), SF_OK);
+    assert_int_equal(r.n_layer_out, N_LAYER - 3);
+    sf_gguf *g;
+    assert_int_equal(sf_gguf_open(out, &g), SF_OK);
+    uint64_t n;
+    assert_int_equal(get_i32_at(g, "sparsefuse.fusion.blocks_removed", 2, &n), 17);
+    assert_int_equal(n, 3);
+    assert_int_equal(get_i32_at(g, "sparsefuse.fusion.source_layer", 3, NULL), 4);
+    assert_null(sf_gguf_find_tensor(g, "blk.27.ffn_up.weight"));
+    sf_gguf_close(g);
+    int nv, nl;
+    float *pruned = decode_last(out, &nv, &nl, NULL);
+    assert_int_equal(nl, N_LAYER - 3);
+
+    /* the source with the same blocks dropped by a run plan */
+    sf_model *m = sf_model_load(src);
+    sf_context_params cp = sf_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    sf_context *c = sf_context_new(m, &cp);
+    int32_t toks[32];
+    const char *text = "The lighthouse keeper climbed the 147 iron steps every evening.";
+    const int nt = sf_tokenize(m, text, strlen(text), toks, 32, true, false);
+    sf_run_plan rp = {.drop_attn = removed, .drop_ffn = removed};
+    assert_int_equal(sf_decode_plan(c, toks, nt, false, &rp), SF_OK);
+    assert_memory_equal(sf_get_logits(c, -1), pruned, sizeof(float) * (size_t)nv);
+    sf_context_free(c);
+    sf_model_free(m);
+    free(pruned);
+
+    removed[0] = true;
+    expect_msg(sf_fuse_write(src, p, out, NULL, NULL), SF_ERR_ARG, "block 0 cannot be removed");
+    removed[0] = false;
+    p = make_plan(&b, "8-11", "8-11", "");
+    p->drop_block = removed;
+    removed[9] = true;
+    expect_msg(sf_fuse_write(src, p, out, NULL, NULL), SF_ERR_ARG, "includes block 9, which is removed");
+    bool all[N_LAYER];
+    for (int l = 0; l < N_LAYER; l++) all[l] = l > 0;
+    p = make_plan(&b, "", "", "");
+    p->drop_block = all;
+    assert_int_equal(sf_fuse_write(src, p, out, NULL, &r), SF_OK); /* block 0 alone is a model */
+    assert_int_equal(r.n_layer_out, 1);
+    const char *gemma = sf_test_model_path(SF_TEST_GEMMA);
+    if (gemma) {
+        p->n_layer = 18;
+        expect_msg(sf_fuse_write(gemma, p, out, NULL, NULL), SF_ERR_UNSUPPORTED, "sliding-window pattern");
+    }
+}
+
 /* The deci rewrite of an empty plan runs exactly like the llama source. */
 static void test_identity(void **state) {
     (void)state;
@@ -794,6 +857,7 @@ int main(void) {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_validate),
         sf_test_in_scratch(test_write_and_run),
+        sf_test_in_scratch(test_drop_blocks),
         sf_test_in_scratch(test_identity),
         sf_test_in_scratch(test_bytes),
         sf_test_in_scratch(test_exact_folded),

@@ -111,7 +111,7 @@ static void test_heal(void **st) {
     bool drop[30] = {0};
     for (int l = 5; l <= 9; l++) drop[l] = true;
     const sf_layer_range g = {5, 8};
-    const sf_fuse_plan plan = {30, drop, 1, &g, SF_FUSE_NORM_SHARED_LAST, 0, NULL};
+    const sf_fuse_plan plan = {30, drop, 1, &g, SF_FUSE_NORM_SHARED_LAST, 0, NULL, NULL};
     assert_int_equal(sf_fuse_write(src, &plan, fused, NULL, NULL), SF_OK);
     sf_model *m = sf_model_load(src);
     assert_non_null(m);
@@ -171,7 +171,7 @@ static void test_parallel_runtime(void **st) {
     char par[256];
     snprintf(par, sizeof par, "%s/par.gguf", dir);
     const sf_layer_range g = {10, 11};
-    const sf_fuse_plan plan = {30, NULL, 0, NULL, SF_FUSE_NORM_SHARED_LAST, 1, &g};
+    const sf_fuse_plan plan = {30, NULL, 0, NULL, SF_FUSE_NORM_SHARED_LAST, 1, &g, NULL};
     assert_int_equal(sf_fuse_write(src, &plan, par, NULL, NULL), SF_OK);
     enum { T = 8 };
     const int32_t toks[T] = {504, 3575, 282, 4649, 314, 7042, 28, 284};
@@ -229,7 +229,7 @@ static void test_written_equals_in_memory(void **st) {
     snprintf(out, sizeof out, "%s/drop.gguf", dir);
     bool drop[30] = {0};
     drop[5] = drop[6] = drop[17] = true;
-    const sf_fuse_plan plan = {30, drop, 0, NULL, SF_FUSE_NORM_SHARED_LAST, 0, NULL};
+    const sf_fuse_plan plan = {30, drop, 0, NULL, SF_FUSE_NORM_SHARED_LAST, 0, NULL, NULL};
     assert_int_equal(sf_fuse_write(src, &plan, out, NULL, NULL), SF_OK);
     enum { T = 8 };
     const int32_t toks[T] = {504, 3575, 282, 4649, 314, 7042, 28, 284};

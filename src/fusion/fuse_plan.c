@@ -143,9 +143,22 @@ int sf_fuse_plan_validate(const sf_fuse_plan *p, const int *n_head, const int *n
     if (p->drop_attn && p->drop_attn[0])
         return sf_fail(SF_ERR_ARG,
                        "layer 0's attention cannot be dropped: llama.cpp's deci graph derives the head size from layer 0");
+    if (p->drop_block && p->drop_block[0])
+        return sf_fail(SF_ERR_ARG, "block 0 cannot be removed: llama.cpp's deci graph derives the head size from it");
     int rc = check_groups("fuse", p->fuse, p->n_fuse, p->n_layer);
     if (!rc) rc = check_groups("parallel", p->parallel, p->n_parallel, p->n_layer);
     if (rc) return rc;
+    int kept = 0;
+    for (int l = 0; l < p->n_layer; l++) kept += !(p->drop_block && p->drop_block[l]);
+    if (kept == 0) return sf_fail(SF_ERR_ARG, "every block is removed");
+    const sf_layer_range *const sets[2] = {p->fuse, p->parallel};
+    const int counts[2] = {p->n_fuse, p->n_parallel};
+    for (int k = 0; k < 2 && p->drop_block; k++)
+        for (int g = 0; g < counts[k]; g++)
+            for (int l = sets[k][g].first; l <= sets[k][g].last; l++)
+                if (p->drop_block[l])
+                    return sf_fail(SF_ERR_ARG, "%s %d-%d includes block %d, which is removed", k ? "parallel" : "fuse",
+                                   sets[k][g].first, sets[k][g].last, l);
     for (int g = 0; g < p->n_fuse; g++) {
         const sf_layer_range *r = &p->fuse[g];
         for (int l = r->first; l <= r->last; l++) {
@@ -174,6 +187,10 @@ int sf_fuse_plan_map(const sf_fuse_plan *p, int *new_index, int *group_of) {
         for (int k = 0; k < p->n_fuse; k++)
             if (l >= p->fuse[k].first && l <= p->fuse[k].last) g = k;
         if (group_of) group_of[l] = g;
+        if (p->drop_block && p->drop_block[l]) { /* removed: no output layer */
+            if (new_index) new_index[l] = -1;
+            continue;
+        }
         /* a group's later members share the index its first member took */
         bool continues = g >= 0 && l > p->fuse[g].first;
         if (new_index) new_index[l] = continues ? n_out - 1 : n_out;

@@ -258,6 +258,10 @@ static int write_metadata(sf_gguf_writer *w, const source *s, const sf_fuse_plan
     for (int l = 0; l < s->n_layer; l++)
         if (p->drop_attn && p->drop_attn[l]) v[nd++] = l;
     if (!rc && nd) rc = set_i32_arr(w, "sparsefuse.fusion.attn_dropped", v, nd);
+    nd = 0;
+    for (int l = 0; l < s->n_layer; l++)
+        if (p->drop_block && p->drop_block[l]) v[nd++] = l;
+    if (!rc && nd) rc = set_i32_arr(w, "sparsefuse.fusion.blocks_removed", v, nd);
     if (!rc) rc = set_i32_arr(w, "sparsefuse.fusion.source_layer", o->src_layer, o->n);
     if (!rc && n_parallel > 0) {
         for (int k = 0; k < n_parallel; k++) {
@@ -403,6 +407,7 @@ static int add_tensors(sf_gguf_writer *w, const source *s, const sf_fuse_plan *p
             if (!rc && opt->progress) opt->progress("fusing", ++done, p->n_fuse, opt->user);
             continue;
         }
+        if (new_index[l] < 0) continue; /* a removed block */
         bool drop = p->drop_attn && p->drop_attn[l];
         for (int64_t i = 0; i < nt && !rc; i++) {
             if (s->tensor_layer[i] != l) continue;
@@ -447,6 +452,11 @@ static int fuse_write(const source *s, const sf_fuse_plan *p, const char *out_pa
     int rc = sf_fuse_plan_validate(p, s->n_head, s->n_ff);
     if (rc) return rc;
     const int L = s->n_layer;
+    for (int l = 0; s->post_norms && p->drop_block && l < L; l++)
+        if (p->drop_block[l])
+            return sf_fail(SF_ERR_UNSUPPORTED, "%s: removing blocks of a %s model is not supported (its sliding-window "
+                           "pattern follows the layer numbers); run the routes side-car instead",
+                           s->path, s->arch);
     int *new_index = calloc((size_t)L * 3, sizeof *new_index);
     if (!new_index) return sf_fail(SF_ERR_NOMEM, "out of memory");
     int *group_of = new_index + L, *in_fusion = new_index + 2 * L;
@@ -476,6 +486,7 @@ static int fuse_write(const source *s, const sf_fuse_plan *p, const char *out_pa
         o.src_layer = o.head + 3 * o.n;
         for (int l = 0; l < L; l++) {
             int ni = new_index[l];
+            if (ni < 0) continue; /* a removed block */
             bool drop = (p->drop_attn && p->drop_attn[l]) || in_fusion[l];
             if (group_of[l] < 0 || l == p->fuse[group_of[l]].first) o.src_layer[ni] = l;
             o.head[ni] = drop ? 0 : s->n_head[l];
@@ -488,7 +499,7 @@ static int fuse_write(const source *s, const sf_fuse_plan *p, const char *out_pa
         r->n_groups = p->n_fuse;
         for (int g = 0; g < p->n_fuse; g++) r->n_fused_layers += p->fuse[g].last - p->fuse[g].first + 1;
         r->n_parallel = n_parallel;
-        for (int l = 0; l < L; l++) r->sparsefuse_only |= s->post_norms && o.head[new_index[l]] == 0;
+        for (int l = 0; l < L; l++) r->sparsefuse_only |= s->post_norms && new_index[l] >= 0 && o.head[new_index[l]] == 0;
         r->sparsefuse_only |= s->post_norms && n_parallel > 0;
         rc = write_metadata(w, s, p, &o, new_index, parallel, n_parallel, r->sparsefuse_only);
     }

@@ -87,7 +87,11 @@ def build_helper(build_dir):
     exe = os.path.join(build_dir, "sf_logits")
     if (not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src)
             or os.path.getmtime(exe) < os.path.getmtime(lib)):
-        cmd = ["cc", "-O2", "-std=c11", "-I", os.path.join(REPO, "include"), src, lib, "-lm", "-lpthread", "-o", exe]
+        # the library's own dependencies, as CMakeLists.txt finds them (pkg-config)
+        deps = subprocess.run(["pkg-config", "--libs", "lapacke", "openblas", "libpng", "jansson"],
+                              capture_output=True, text=True).stdout.split()
+        cmd = ["cc", "-O2", "-std=c11", "-I", os.path.join(REPO, "include"), src, lib, *deps, "-lm", "-lpthread",
+               "-o", exe]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"check_llamacpp: building sf_logits failed:\n{' '.join(cmd)}\n{r.stderr}")
