@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "draft_cli.h"
 #include "sparsefuse_eval.h"
 #include "sparsefuse_sparsity.h"
 
@@ -273,7 +274,9 @@ int cmd_bench(int argc, char **argv) {
     app_model_opts mo = {0};
     sf_bench_params bp = sf_bench_default_params();
     bool bandwidth = false;
-    const char *output = NULL, *union_text = NULL, *text_file = NULL;
+    const char *output = NULL, *union_text = NULL, *text_file = NULL, *draft_prompt = NULL;
+    app_draft_opts dr;
+    app_draft_opts_init(&dr);
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
         APP_ARG_SPARSE(&mo),
@@ -304,6 +307,9 @@ int cmd_bench(int argc, char **argv) {
          " without -m, only that",
          0, 0, NULL},
         {"-o", "--output", ARG_STR, &output, "FMT", "md, csv or json (default: md)", 0, 0, NULL},
+        APP_DRAFT_ARGS(&dr),
+        {NULL, "--draft-prompt", ARG_STR, &draft_prompt, "FILE",
+         "with --draft-skip: the prompt the two tg tests continue (default: a built-in paragraph)", 0, 0, NULL},
     };
     const cmd_spec cmd = {
         "bench", "[options]",
@@ -319,7 +325,13 @@ int cmd_bench(int argc, char **argv) {
         "header; or json, an array with one object per test (test, n_threads, n_tokens,\n"
         "reps, tps_mean, tps_std, samples: t/s of each repetition, gbps, weight_bytes,\n"
         "barriers_per_step). The --bandwidth result is a row/object with test\n"
-        "\"bandwidth\" (gbps: the best copy rate, bytes read + written, 1 GB = 1e9 B).",
+        "\"bandwidth\" (gbps: the best copy rate, bytes read + written, 1 GB = 1e9 B).\n"
+        "With --draft-skip (md only, no pp test): two rows on a real prompt instead,\n"
+        "tgN, the one-token greedy loop, and tgN+draft, self-speculative decoding of the\n"
+        "same N tokens (end-of-generation tokens do not stop either), alternated in each\n"
+        "repetition after one warm-up of each; t/s counts the N generated tokens, with\n"
+        "the acceptance rate and tokens per verify pass, then the speedup and whether\n"
+        "the two outputs were identical (exit status 1 if not).",
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;
@@ -333,6 +345,18 @@ int cmd_bench(int argc, char **argv) {
     if (bp.sparse_batch > 1 && !mo.sparse) return args_error(&cmd, "--sparse-batch needs --sparse SIDE.gguf");
     if (union_text && !app_readable(&cmd, "text", union_text)) return APP_EXIT_USAGE;
     if (text_file && !app_readable(&cmd, "text", text_file)) return APP_EXIT_USAGE;
+    if ((rc = app_draft_check(&cmd, &dr)) >= 0) return rc;
+    if (draft_prompt && !dr.skip) return args_error(&cmd, "--draft-prompt needs --draft-skip");
+    if (dr.skip) {
+        if (p.fmt != OUT_MD || bandwidth || union_text || mo.sparse || mo.routes || text_file)
+            return args_error(&cmd, "--draft-skip runs its own two tests (md): no -o csv/json, --bandwidth, "
+                                    "--union, --sparse, --routes or --text with it");
+        if (bp.n_gen == 0) return args_error(&cmd, "--draft-skip measures generation: -n must be > 0");
+        if (draft_prompt && !app_readable(&cmd, "prompt", draft_prompt)) return APP_EXIT_USAGE;
+        const char *mpath = app_model_path(&cmd, mo.model);
+        if (!mpath) return APP_EXIT_USAGE;
+        return app_draft_bench(&cmd, &mo, mpath, &dr, draft_prompt, bp.n_gen, bp.reps, mo.threads);
+    }
     if (tests && bp.n_prompt == 0 && bp.n_gen == 0 && !union_text)
         return args_error(&cmd, "both tests are off (-p 0 -n 0)");
     const char *path = NULL;

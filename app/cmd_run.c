@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "draft_cli.h"
 #include "generate.h"
 
 /* --route-map: the picture, and the share of tokens that ran each block on stderr. */
@@ -31,6 +32,9 @@ int cmd_run(int argc, char **argv) {
     const char *prompt = NULL, *file = NULL, *route_map = NULL;
     int n_predict = -1, n_ctx = 4096;
     bool echo = false, no_bos = false, no_special = false;
+    app_draft_opts dr;
+    app_draft_opts_init(&dr);
+    bool *skip = NULL;
     const arg_spec args[] = {
         APP_MODEL_ARGS(&mo),
         APP_ARG_SPARSE(&mo),
@@ -46,6 +50,7 @@ int cmd_run(int argc, char **argv) {
         {"-c", "--ctx-size", ARG_INT, &n_ctx, "N",
          "context size in tokens (default: 4096, at most the model's training context)", 1, 1 << 24, NULL},
         APP_SAMPLER_ARGS(&so),
+        APP_DRAFT_ARGS(&dr),
         {NULL, "--echo", ARG_FLAG, &echo, NULL, "print the prompt to stdout before the generated text", 0, 0, NULL},
         {NULL, "--no-bos", ARG_FLAG, &no_bos, NULL, "do not add the BOS/EOS tokens the model's metadata asks for",
          0, 0, NULL},
@@ -57,7 +62,10 @@ int cmd_run(int argc, char **argv) {
         "Continues the prompt with the model. stdout carries only the generated text,\n"
         "streamed token by token (with --echo, the prompt first); the sampling seed and\n"
         "the prompt and generation speeds (tokens/s) go to stderr. Generation stops at an\n"
-        "end-of-generation token, after -n tokens, or when the context is full.",
+        "end-of-generation token, after -n tokens, or when the context is full.\n"
+        "With --draft-skip, decoding is greedy (the sampling options must keep it so) and\n"
+        "self-speculative: the output is the dense greedy output; stderr also gets the\n"
+        "draft's acceptance rate.",
         args, (int)(sizeof args / sizeof args[0]), NULL, NULL};
     int rc = args_parse(&cmd, argc, argv);
     if (rc >= 0) return rc;
@@ -67,7 +75,21 @@ int cmd_run(int argc, char **argv) {
     if (file && !app_readable(&cmd, "prompt file", file)) return APP_EXIT_USAGE;
     const char *path = app_model_path(&cmd, mo.model);
     if (!path) return APP_EXIT_USAGE;
-    app_sampler_opts_finish(&so, cmd.name);
+    if ((rc = app_draft_check(&cmd, &dr)) >= 0) return rc;
+    if (dr.skip) {
+        /* drafting is lossless for greedy decoding only: the sampler defaults give way, explicit values must agree */
+        app_sampler_opts def;
+        app_sampler_opts_init(&def);
+        if (so.p.temperature > 0 && so.p.temperature != def.p.temperature)
+            return args_error(&cmd, "--draft-skip decodes greedily: --temp must be <= 0 (it is %g)",
+                              (double)so.p.temperature);
+        if (so.p.repeat_penalty != 1.0f)
+            return args_error(&cmd, "--draft-skip decodes greedily: --repeat-penalty must be 1");
+        if (mo.sparse) return args_error(&cmd, "--draft-skip and --sparse do not combine");
+        so.p.temperature = 0.0f;
+    } else {
+        app_sampler_opts_finish(&so, cmd.name);
+    }
 
     size_t len = 0;
     char *text = file ? app_read_file(&cmd, file, &len, false) : NULL;
@@ -85,6 +107,14 @@ int cmd_run(int argc, char **argv) {
     int32_t *toks = s ? app_tokenize(&cmd, m, ptext, len, !no_bos, !no_special, &n_tok) : NULL;
     if (c && !s) app_fail(&cmd, "sampler");
     if (!toks) goto done;
+    if (dr.skip) {
+        skip = calloc((size_t)info.n_layer, sizeof *skip);
+        int lr = skip ? app_draft_layers(&cmd, &dr, m, mo.threads, skip) : APP_EXIT_RUNTIME;
+        if (lr >= 0) {
+            rc = lr;
+            goto done;
+        }
+    }
     if (n_tok == 0) {
         fprintf(stderr, "sparsefuse run: the prompt is empty (no tokens to start from)\n");
         goto done;
@@ -107,7 +137,9 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     gen_stats st;
-    int grc = app_generate(c, m, s, n_predict, &out, &st, NULL, 0);
+    sf_draft_stats ds;
+    int grc = skip ? app_draft_generate(c, m, skip, dr.k, n_predict, &out, &st, &ds)
+                   : app_generate(c, m, s, n_predict, &out, &st, NULL, 0);
     utf8_flush(&out);
     if (isatty(STDOUT_FILENO)) fputc('\n', stderr);
     fprintf(stderr, "prompt: %d tokens in %.3f s (%.2f t/s)\n", n_tok, t_prompt,
@@ -115,6 +147,7 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "generation: %d tokens in %.3f s (%.2f t/s)%s\n", st.n_gen, st.seconds,
             st.seconds > 0 ? st.n_gen / st.seconds : 0.0,
             st.eog ? "" : st.ctx_full ? ", stopped: context full" : ", stopped: -n reached");
+    if (skip) app_draft_report(m, skip, dr.k, &ds);
     if (grc != SF_OK) {
         app_fail(&cmd, "generation");
         goto done;
@@ -122,6 +155,7 @@ int cmd_run(int argc, char **argv) {
     if (route_map && write_route_map(&cmd, c, &info, route_map) != APP_EXIT_OK) goto done;
     rc = APP_EXIT_OK;
 done:
+    free(skip);
     free(toks);
     free(text);
     sf_sampler_free(s);
