@@ -60,9 +60,10 @@ typedef struct {
     int64_t n_tokens;
     float *importance;  /* mean target of each block over the calibration tokens (every block) */
     float *r2;          /* coefficient of determination of the router fit (on log target) */
-    float *captured;    /* share of the block's total target carried by the tokens the router runs at its capacity */
+    float *captured;    /* share of the block's total target carried by the tokens the router runs at its capacity
+                         * (dense-model inputs) */
     float *oracle;      /* the same share for the best possible selection of that many tokens */
-    float *threshold;   /* the causal threshold written */
+    float *threshold;   /* the causal threshold written (from the routed model's own scores) */
     bool *dropped;      /* static baseline: the blocks removed */
     bool *routed;       /* the blocks routed */
 } sf_route_result;

@@ -10,8 +10,8 @@
  *    from the dense pass; a proxy that ignores what later blocks do with it).
  * A router is the ridge regression of log(target) on [x̂, 1], x̂ = x / rms(x)
  * of the block input (LAPACK dposv): tokens with a high predicted cost run
- * the block. Its threshold is the quantile of the calibration scores that
- * gives the capacity. Routed blocks are given, or (auto) those with the
+ * the block. Its threshold comes from the routed model itself (closed_loop):
+ * the score that lets the capacity through once the blocks before it route. Routed blocks are given, or (auto) those with the
  * lowest mean target; the static baseline removes such blocks for every
  * token instead (SLEB / ShortGPT-style). Neither takes the first or last. */
 #include <cblas.h>
@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "base/threads.h"
@@ -302,6 +303,43 @@ static void pick_least(const float *importance, int L, int n, bool *pick) {
     }
 }
 
+/* Closed-loop thresholds: the routed model (side-car at path) runs each
+ * calibration chunk with expert-choice top-k at every routed block, so each
+ * block sees the inputs earlier routing leaves it and runs exactly its
+ * capacity; a block's causal threshold is the mean over chunks of its k-th
+ * best score. (Thresholds from the dense model's scores let too many tokens
+ * through once earlier blocks are skipped.) */
+static int closed_loop(sf_model *m, const sf_route_params *p, const char *path, const int32_t *tokens,
+                       int64_t n_chunks, bool bos, fit_state *s, sf_route_layer *layers) {
+    const int L = m->n_layer, T = p->n_ctx, per_chunk = bos ? T - 1 : T;
+    sf_context_params cp = sf_context_default_params();
+    cp.n_ctx = cp.n_batch = T;
+    cp.n_threads = p->n_threads;
+    sf_context *c = sf_context_new(m, &cp);
+    int32_t *buf = malloc(sizeof(int32_t) * (size_t)T);
+    int rc = c && buf ? sf_context_use_routes(c, path) : SF_ERR_NOMEM;
+    if (!rc) {
+        c->routes->kth_sum = calloc((size_t)L, sizeof(double));
+        c->routes->kth_n = calloc((size_t)L, sizeof(int64_t));
+        if (!c->routes->kth_sum || !c->routes->kth_n) rc = sf_fail(SF_ERR_NOMEM, "route: out of memory");
+        c->route_policy.rule = SF_ROUTE_TOPK;
+    }
+    for (int64_t ch = 0; !rc && ch < n_chunks; ch++) {
+        int n = 0;
+        if (bos) buf[n++] = sf_token_bos(m);
+        memcpy(buf + n, tokens + ch * per_chunk, sizeof(int32_t) * (size_t)per_chunk);
+        rc = sf_kv_truncate(c, 0);
+        if (!rc) rc = sf_forward(c, buf, T, T, NULL);
+        if (p->progress) p->progress("calibrate", ++s->pass, s->n_pass, p->user);
+    }
+    for (int l = 0; !rc && l < L; l++)
+        if (layers[l].routed && c->routes->kth_n[l] > 0)
+            layers[l].threshold = (float)(c->routes->kth_sum[l] / (double)c->routes->kth_n[l]);
+    sf_context_free(c);
+    free(buf);
+    return rc;
+}
+
 int sf_route_fit(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_route_params *p,
                  const char *out_path, sf_route_result *res) {
     if (!m || !tokens || !p || !out_path) return sf_fail(SF_ERR_ARG, "route: null argument");
@@ -340,7 +378,7 @@ int sf_route_fit(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_r
         if (ok && candidate) ok = (s.Z[l] = malloc(sizeof(float) * (size_t)s.N * E)) != NULL;
     }
     if (!ok) rc = sf_fail(SF_ERR_NOMEM, "route: out of memory for %lld calibration tokens", (long long)s.N);
-    s.n_pass = n_chunks * (1 + (kl ? n_need : 0));
+    s.n_pass = n_chunks * (1 + (kl ? n_need : 0) + (p->n_static > 0 ? 0 : 1));
 
     sf_context *c = NULL;
     if (!rc) {
@@ -391,9 +429,16 @@ int sf_route_fit(sf_model *m, const int32_t *tokens, int64_t n_avail, const sf_r
         R->w = W + (size_t)l * E;
         rc = ridge_fit(s.Z[l], s.Y[l], s.n, E, p->ridge, W + (size_t)l * E, &R->bias, &r.r2[l]);
         if (!rc) rc = calibrate(R, s.Z[l], s.Y[l], s.n, E, &R->threshold, &r.captured[l], &r.oracle[l]);
-        if (!rc) r.threshold[l] = R->threshold;
     }
-    if (!rc) rc = sf_routes_write(out_path, m, layers, p->n_static > 0 ? "static" : sf_route_target_name(p->target));
+    const char *target = p->n_static > 0 ? "static" : sf_route_target_name(p->target);
+    if (!rc) rc = sf_routes_write(out_path, m, layers, target);
+    if (!rc && p->n_static == 0) {
+        rc = closed_loop(m, p, out_path, tokens, n_chunks, bos, &s, layers);
+        if (!rc) rc = sf_routes_write(out_path, m, layers, target);
+        for (int l = 0; !rc && l < L; l++)
+            if (layers[l].routed) r.threshold[l] = layers[l].threshold;
+        if (rc) unlink(out_path);
+    }
     if (!rc && res) *res = r;
     else sf_route_result_free(&r);
     for (int l = 0; s.Z && s.Y && l < L; l++) {

@@ -108,7 +108,7 @@ static int by_score(const void *a, const void *b) {
     return x->t - y->t;
 }
 
-static void top_k(sf_context *c, int T, float capacity) {
+static void top_k(sf_context *c, int il, int T, float capacity) {
     int k = (int)lroundf(capacity * (float)T);
     if (k < 1) k = 1;
     ranked *order = (ranked *)c->route_x_in; /* scratch, [T] (the block input is saved after the decision) */
@@ -116,6 +116,10 @@ static void top_k(sf_context *c, int T, float capacity) {
     qsort(order, (size_t)T, sizeof *order, by_score);
     for (int t = 0; t < T; t++) c->route_skip[t] = true;
     for (int i = 0; i < k; i++) c->route_skip[order[i].t] = false;
+    if (c->routes->kth_sum) {
+        c->routes->kth_sum[il] += order[k - 1].score;
+        c->routes->kth_n[il]++;
+    }
 }
 
 void sf_route_map_begin(sf_context *c, int T) {
@@ -133,7 +137,7 @@ void sf_route_decide(sf_context *c, int il, int T) {
     if (R->capacity >= 1.0f)
         for (int t = 0; t < T; t++) c->route_skip[t] = false;
     else if (c->route_policy.rule == SF_ROUTE_TOPK && T > 1)
-        top_k(c, T, R->capacity);
+        top_k(c, il, T, R->capacity);
     else
         for (int t = 0; t < T; t++) c->route_skip[t] = !(c->route_score[t] >= R->threshold);
     int ran = 0;

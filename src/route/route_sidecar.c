@@ -112,6 +112,8 @@ void sf_routes_free(sf_routes *r) {
     if (!r) return;
     sf_gguf_close(r->g);
     free(r->layers);
+    free(r->kth_sum);
+    free(r->kth_n);
     free(r);
 }
 

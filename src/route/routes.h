@@ -39,6 +39,10 @@ typedef struct sf_routes {
     sf_gguf *g;
     int n_layer, n_embd;
     sf_route_layer *layers; /* [n_layer] */
+    /* calibration (sf_route_fit), or NULL: top-k adds each batch's k-th best
+     * score of block l to kth_sum[l] and counts it in kth_n[l] */
+    double *kth_sum;
+    int64_t *kth_n;
 } sf_routes;
 
 extern const sf_sidecar_kind sf_routes_sidecar; /* its header keys (model.h) */
